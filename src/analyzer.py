@@ -1,0 +1,110 @@
+"""The library's entry point: find faces and predict age, gender and race, returning plain dataclasses."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import face_crop
+import face_detection
+import model_store
+from labels import GENDERS, MAX_AGE, RACES
+
+AGES = np.arange(MAX_AGE + 1, dtype=np.float32)
+
+
+@dataclass
+class FacePrediction:
+    """One face: its box (x, y, w, h) in image pixels and what the model predicts for it."""
+
+    box: list[int]
+    age: float
+    age_std: float
+    gender: str
+    gender_probability: float
+    race: str
+    race_probabilities: dict[str, float]
+    track_id: int | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        if self.track_id is None:
+            del data["track_id"]
+        return data
+
+
+@dataclass
+class ImageResult:
+    """Every face of one image, or the reason it could not be analysed."""
+
+    image: str
+    width: int = 0
+    height: int = 0
+    faces: list[FacePrediction] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"image": self.image, "width": self.width, "height": self.height,
+                "faces": [face.to_json() for face in self.faces], "error": self.error}
+
+
+def predictions_from_outputs(outputs: dict, boxes) -> list[FacePrediction]:
+    """Turn the model's softmax outputs for a batch of faces into FacePredictions."""
+    age_dist, gender_p, race_p = (np.asarray(outputs[k], np.float64) for k in ("age", "gender", "race"))
+    faces = []
+    for i, box in enumerate(boxes):
+        mean = float(age_dist[i] @ AGES)
+        std = float(np.sqrt(max(0.0, age_dist[i] @ (AGES - mean) ** 2)))
+        g, r = int(gender_p[i].argmax()), int(race_p[i].argmax())
+        faces.append(FacePrediction(
+            box=[int(v) for v in box], age=round(mean, 1), age_std=round(std, 1), gender=GENDERS[g],
+            gender_probability=round(float(gender_p[i, g]), 4), race=RACES[r],
+            race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, race_p[i])}))
+    return faces
+
+
+class FaceAnalyzer:
+    """Loads a saved model and a detector once; analyses images or single frames."""
+
+    def __init__(self, model_type: str = "facenet", model_path: str | Path | None = None, detector: str = "haar"):
+        directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
+        self.model, self.info = model_store.load_model(directory, model_type)
+        self.input_size = int(self.info["input_size"])
+        crop = self.info.get("crop", face_crop.CROP_INFO)
+        self.crop_scale, self.crop_shift_y = crop["scale"], crop["shift_y"]
+        self.detector = face_detection.make_detector(detector)
+        self._predict = self._compile_predict()
+
+    def _compile_predict(self):
+        import tensorflow as tf
+
+        model = self.model
+        signature = tf.TensorSpec((None, self.input_size, self.input_size, 3), tf.float32)
+        return tf.function(lambda x: model(x, training=False), input_signature=[signature], reduce_retracing=True)
+
+    def crops(self, image: np.ndarray, boxes) -> np.ndarray:
+        """The model-sized crops of the given boxes, as a (N, S, S, 3) uint8 array."""
+        size = self.input_size
+        if self.detector.boxes_are_chips:
+            return np.stack([face_crop.whole_image(image[y:y + h, x:x + w], size) for x, y, w, h in boxes])
+        return np.stack([face_crop.crop_face(image, box, size, self.crop_scale, self.crop_shift_y) for box in boxes])
+
+    def predict_crops(self, crops: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops."""
+        outputs = {"age": [], "gender": [], "race": []}
+        for start in range(0, len(crops), batch_size):
+            batch = self._predict(np.asarray(crops[start:start + batch_size], np.float32))
+            for key in outputs:
+                outputs[key].append(np.asarray(batch[key]))
+        return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
+
+    def analyze(self, image: np.ndarray) -> list[FacePrediction]:
+        """Every face of an RGB image with its predictions (an empty list when there is none)."""
+        boxes = self.detector.detect(image)
+        if not boxes:
+            return []
+        return predictions_from_outputs(self.predict_crops(self.crops(image, boxes)), boxes)
+
+    def analyze_image(self, image: np.ndarray, name: str) -> ImageResult:
+        return ImageResult(name, int(image.shape[1]), int(image.shape[0]), self.analyze(image))

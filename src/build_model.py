@@ -1,0 +1,111 @@
+"""The two architectures, normal (a CNN from scratch) and facenet (pretrained FaceNet plus heads).
+
+Edit this file to change a model. Both take RGB images with values 0..255 (the scaling is inside the
+model) and return a dict of softmax outputs: "age" over 0..MAX_AGE years, "gender" and "race"."""
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+import facenet_backbone
+from labels import GENDERS, MAX_AGE, RACES
+
+MODEL_TYPES = ("facenet", "normal")
+INPUT_SIZES = {"facenet": facenet_backbone.INPUT_SIZE, "normal": 64}
+AGE_SIGMA = 2.0  # width in years of the soft age target
+AGE_MAE_WEIGHT = 0.05
+STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"
+
+
+def build_heads(feature_size: int, hidden: int = 256, dropout: float = 0.3) -> keras.Model:
+    """Three branches (age, gender, race) on a pooled feature vector, each Dense-ReLU-Dropout-softmax."""
+    features = keras.Input((feature_size,), name="features")
+    outputs = {}
+    for name, classes in (("age", MAX_AGE + 1), ("gender", len(GENDERS)), ("race", len(RACES))):
+        x = layers.Dropout(dropout, name=f"{name}_dropout_in")(features)
+        x = layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+        outputs[name] = layers.Dense(classes, activation="softmax", name=name)(x)
+    return keras.Model(features, outputs, name=HEADS_NAME)
+
+
+def build_normal_model(input_size: int = INPUT_SIZES["normal"]) -> keras.Model:
+    """A compact VGG-style CNN trained from random weights: 7 conv layers with batch norm, then the heads."""
+    image = keras.Input((input_size, input_size, 3), name="image")
+    x = layers.Rescaling(1 / 255.0, name="scale")(image)
+    for block, (filters, convs) in enumerate(((32, 1), (64, 2), (128, 2), (256, 2))):
+        for i in range(convs):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}_{i}")(x)
+            x = layers.BatchNormalization(name=f"bn{block}_{i}")(x)
+            x = layers.ReLU(name=f"relu{block}_{i}")(x)
+        if block < 3:
+            x = layers.MaxPooling2D(name=f"pool{block}")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(image, build_heads(256, hidden=128)(x), name="normal")
+
+
+def build_facenet_parts(input_size: int = INPUT_SIZES["facenet"]):
+    """(stem, tail, heads): FaceNet up to Mixed_7a (kept frozen), its last stage Block8 x6 (fine-tuned),
+    and the heads on the average-pooled 1792-d Block8 output."""
+    stem = facenet_backbone.build_backbone_part(end=facenet_backbone.STEM_END, input_shape=(input_size, input_size, 3))
+    stem.name = STEM_NAME
+    stem.trainable = False
+    tail = facenet_backbone.build_backbone_part(start=facenet_backbone.STEM_END, input_shape=stem.output.shape[1:])
+    tail.name = TAIL_NAME
+    return stem, tail, build_heads(1792)
+
+
+def facenet_from_features(tail: keras.Model, heads: keras.Model) -> keras.Model:
+    """The trainable part of the facenet model, taking cached Mixed_7a feature maps."""
+    maps = keras.Input(tail.input.shape[1:], name="mixed_7a")
+    return keras.Model(maps, heads(layers.GlobalAveragePooling2D(name="pool")(tail(maps))), name="facenet_top")
+
+
+def build_facenet_model(input_size: int = INPUT_SIZES["facenet"], parts=None) -> keras.Model:
+    """The full facenet model: image -> FaceNet scaling -> stem -> tail -> pool -> heads."""
+    stem, tail, heads = parts or build_facenet_parts(input_size)
+    image = keras.Input((input_size, input_size, 3), name="image")
+    x = layers.Rescaling(1 / 128.0, offset=-127.5 / 128.0, name="scale")(image)
+    x = layers.GlobalAveragePooling2D(name="pool")(tail(stem(x)))
+    return keras.Model(image, heads(x), name="facenet")
+
+
+def build_model(model_type: str) -> keras.Model:
+    """Build the named architecture ("facenet" or "normal")."""
+    if model_type == "facenet":
+        return build_facenet_model()
+    if model_type == "normal":
+        return build_normal_model()
+    raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+
+
+def expected_age(distribution):
+    """Mean of an age distribution over 0..MAX_AGE (works on numpy arrays and tensors)."""
+    return ops.sum(distribution * ops.arange(MAX_AGE + 1, dtype="float32"), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="face_analysis")
+def age_loss(y_true, y_pred):
+    """Cross-entropy against a Gaussian soft label around the true age, plus a small L1 on the mean age."""
+    ages = ops.arange(MAX_AGE + 1, dtype="float32")
+    y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
+    target = ops.exp(-0.5 * ops.square((ages - y_true) / AGE_SIGMA))
+    target = target / ops.sum(target, axis=-1, keepdims=True)
+    cross_entropy = -ops.sum(target * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
+    return cross_entropy + AGE_MAE_WEIGHT * ops.abs(expected_age(y_pred) - y_true[:, 0])
+
+
+@keras.saving.register_keras_serializable(package="face_analysis")
+def years_mae(y_true, y_pred):
+    """Absolute error in years of the distribution's mean."""
+    return ops.abs(expected_age(y_pred) - ops.reshape(ops.cast(y_true, "float32"), (-1,)))
+
+
+def compile_model(model: keras.Model, learning_rate) -> None:
+    """Adam with the losses and metrics of the three heads."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss={"age": age_loss, "gender": "sparse_categorical_crossentropy", "race": "sparse_categorical_crossentropy"},
+        loss_weights={"age": 1.0, "gender": 1.0, "race": 1.0},
+        metrics={"age": [years_mae], "gender": ["accuracy"], "race": ["accuracy"]},
+    )

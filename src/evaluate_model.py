@@ -1,0 +1,136 @@
+"""Evaluating a saved model on UTKFace: figures per group (age bucket, race, gender), tables and plots."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import classification_report, confusion_matrix
+from tqdm import tqdm
+
+import model_store
+import plots
+import train_model
+import utk_data
+from labels import AGE_BUCKETS, GENDERS, MAX_AGE, RACES, age_bucket
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATS_DIR = REPO_ROOT / "statistics"
+AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
+
+
+def predict(model, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Softmax outputs of a model on uint8 images, batch by batch with a progress bar."""
+    outputs = {"age": [], "gender": [], "race": []}
+    for start in tqdm(range(0, len(images), batch_size), desc="evaluating", unit="batch"):
+        batch = model.predict_on_batch(np.asarray(images[start:start + batch_size], np.float32))
+        for key in outputs:
+            outputs[key].append(np.asarray(batch[key]))
+    return {k: np.concatenate(v) for k, v in outputs.items()}
+
+
+def prediction_frame(frame: pd.DataFrame, outputs: dict) -> pd.DataFrame:
+    """The labels with the predicted age, gender and race of each image."""
+    return frame.assign(
+        predicted_age=outputs["age"].astype(np.float64) @ AGES,
+        predicted_gender=outputs["gender"].argmax(1), predicted_race=outputs["race"].argmax(1),
+        bucket=frame["age"].map(age_bucket)).reset_index(drop=True)
+
+
+def _group_figures(predicted: pd.DataFrame, column: str, names) -> list[dict]:
+    rows = []
+    for key, group in predicted.groupby(column, sort=True):
+        rows.append({column: names[key] if names else key, "images": len(group),
+                     "age_mae": float((group["predicted_age"] - group["age"]).abs().mean()),
+                     "gender_accuracy": float((group["predicted_gender"] == group["gender"]).mean()),
+                     "race_accuracy": float((group["predicted_race"] == group["race"]).mean())})
+    return rows
+
+
+def compute_metrics(predicted: pd.DataFrame) -> dict:
+    """All the figures of an evaluation, JSON-ready."""
+    error = (predicted["predicted_age"] - predicted["age"]).abs()
+    by_bucket = [{"bucket": b, "images": int((predicted["bucket"] == b).sum()),
+                  "age_mae": float(error[predicted["bucket"] == b].mean()) if (predicted["bucket"] == b).any() else None}
+                 for b in AGE_BUCKETS]
+    metrics = {
+        "images": len(predicted),
+        "age_mae": float(error.mean()),
+        "gender_accuracy": float((predicted["predicted_gender"] == predicted["gender"]).mean()),
+        "race_accuracy": float((predicted["predicted_race"] == predicted["race"]).mean()),
+        "age_mae_by_bucket": by_bucket,
+        "by_race": _group_figures(predicted, "race", RACES),
+        "by_gender": _group_figures(predicted, "gender", GENDERS),
+    }
+    for column, names in (("gender", GENDERS), ("race", RACES)):
+        labels = list(range(len(names)))
+        metrics[f"{column}_report"] = classification_report(
+            predicted[column], predicted[f"predicted_{column}"], labels=labels, target_names=list(names),
+            output_dict=True, zero_division=0)
+        metrics[f"{column}_confusion"] = confusion_matrix(
+            predicted[column], predicted[f"predicted_{column}"], labels=labels).tolist()
+    return metrics
+
+
+def write_report(metrics: dict, predicted: pd.DataFrame, images: np.ndarray, history: pd.DataFrame | None,
+                 out_dir: Path) -> None:
+    """Figures as JSON and CSV, and the plots, into out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    summary = {k: metrics[k] for k in ("images", "age_mae", "gender_accuracy", "race_accuracy")}
+    pd.DataFrame([summary]).to_csv(out_dir / "summary.csv", index=False)
+    pd.DataFrame(metrics["age_mae_by_bucket"]).to_csv(out_dir / "age_mae_by_bucket.csv", index=False)
+    pd.DataFrame(metrics["by_race"]).to_csv(out_dir / "by_race.csv", index=False)
+    pd.DataFrame(metrics["by_gender"]).to_csv(out_dir / "by_gender.csv", index=False)
+    for column, names in (("gender", GENDERS), ("race", RACES)):
+        pd.DataFrame(metrics[f"{column}_report"]).transpose().to_csv(out_dir / f"{column}_report.csv")
+        pd.DataFrame(metrics[f"{column}_confusion"], index=names, columns=names).to_csv(
+            out_dir / f"{column}_confusion.csv")
+        plots.plot_confusion(np.array(metrics[f"{column}_confusion"]), names, out_dir / f"{column}_confusion.png")
+    predicted.to_csv(out_dir / "predictions.csv", index=False)
+    plots.plot_age_scatter(predicted, out_dir / "age_predicted_vs_true.png")
+    plots.plot_mae_by_bucket(metrics["age_mae_by_bucket"], metrics["age_mae"], out_dir / "age_mae_by_bucket.png")
+    plots.plot_prediction_grid(images, predicted, out_dir / "prediction_grid.png")
+    if history is not None and len(history):
+        plots.plot_training_curves(history, out_dir / "training_curves.png")
+
+
+def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> np.ndarray:
+    """Rows of frame to evaluate: the saved split's test images, or all of them.
+
+    Images the model never saw in its split (another collection) are all evaluated."""
+    if split == "all":
+        return np.arange(len(frame))
+    known = frame["sha256"].isin(split_table["sha256"])
+    if not known.any():
+        log.info("none of these images is in the model's saved split: evaluating all %d of them", len(frame))
+        return np.arange(len(frame))
+    test = set(split_table.loc[split_table["split"] == split, "sha256"])
+    return np.flatnonzero(frame["sha256"].isin(test).to_numpy())
+
+
+def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, split: str = "test",
+             stats_dir: Path | None = STATS_DIR, use_cache: bool = True) -> dict:
+    """Evaluate a saved model; writes the report under stats_dir/model_metrics/<type>_model_stats/."""
+    directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
+    model, info = model_store.load_model(directory, model_type)
+    split_table = pd.read_csv(io.StringIO(model_store.read_text_file(directory, "split.csv")), dtype={"sha256": str})
+    data = train_model.prepare_data(data_paths or utk_data.DEFAULT_DATA_PATHS, info["input_size"], use_cache)
+    rows = select_rows(data.frame, split_table, split)
+    if len(rows) == 0:
+        raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
+    frame, images = data.frame.iloc[rows], data.images[rows]
+    predicted = prediction_frame(frame, predict(model, images))
+    metrics = {"model_type": model_type, "split": split, **compute_metrics(predicted)}
+    if stats_dir is not None:
+        history_text = model_store.read_text_file(directory, "history.csv")
+        history = pd.read_csv(io.StringIO(history_text)) if history_text.strip() else None
+        out_dir = Path(stats_dir) / "model_metrics" / f"{model_type}_model_stats"
+        write_report(metrics, predicted, images, history, out_dir)
+        log.info("evaluation report written to %s", out_dir)
+    return metrics

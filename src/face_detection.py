@@ -1,0 +1,57 @@
+"""Face detectors behind one interface: detect(rgb image) -> list of boxes (x, y, w, h)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HAAR_XML = REPO_ROOT / "xml" / "haarcascade_frontalface_alt2.xml"
+
+
+class HaarDetector:
+    """OpenCV's Haar cascade, run on a downscaled grey frame with a minimum face size relative to the frame."""
+
+    name = "haar"
+    boxes_are_chips = False  # boxes need the chip-like crop of face_crop.crop_face
+
+    def __init__(self, xml_path: Path = HAAR_XML, scale_factor: float = 1.1, min_neighbors: int = 5,
+                 max_side: int = 640, min_face_fraction: float = 0.04):
+        self.cascade = cv2.CascadeClassifier(str(xml_path))
+        if self.cascade.empty():
+            raise RuntimeError(f"{xml_path}: cannot load the Haar cascade")
+        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        self.max_side, self.min_face_fraction = max_side, min_face_fraction
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Boxes of every face found, largest first, in the image's own pixel coordinates."""
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        scale = min(1.0, self.max_side / max(gray.shape))
+        if scale < 1.0:
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        min_side = max(20, int(self.min_face_fraction * min(gray.shape)))
+        faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(min_side, min_side))
+        boxes = [tuple(int(round(v / scale)) for v in face) for face in faces]
+        return sorted(boxes, key=lambda b: -b[2] * b[3])
+
+
+class WholeImageDetector:
+    """No detection: the whole image is one face that is already cropped like a UTKFace chip."""
+
+    name = "none"
+    boxes_are_chips = True
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return [(0, 0, int(image.shape[1]), int(image.shape[0]))]
+
+
+DETECTORS = {"haar": HaarDetector, "none": WholeImageDetector}
+
+
+def make_detector(name: str):
+    """A detector by name: "haar" (default) or "none"."""
+    try:
+        return DETECTORS[name]()
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}") from None

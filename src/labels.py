@@ -1,0 +1,13 @@
+"""The label sets every model and data file of the project agrees on."""
+
+GENDERS = ("male", "female")
+RACES = ("white", "black", "asian", "indian", "others")
+MAX_AGE = 116  # oldest age in UTKFace; the age head predicts a distribution over 0..MAX_AGE
+AGE_BUCKET_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70)
+AGE_BUCKETS = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
+
+
+def age_bucket(age: float) -> str:
+    """The age bucket ("0-2", "3-9", "10-19", ..., "70+") an age falls in."""
+    index = sum(age >= edge for edge in AGE_BUCKET_EDGES) - 1
+    return AGE_BUCKETS[max(index, 0)]

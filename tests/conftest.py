@@ -1,0 +1,63 @@
+"""Shared fixtures: the source on sys.path, a tiny generated UTKFace-named data set, a real face photo."""
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "src"))
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def write_synthetic_face(path: Path, seed: int, size: int = 200) -> None:
+    """A face-like drawing (head, eyes, mouth) in random colours, saved as JPEG."""
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size, 3), rng.integers(0, 255, 3), np.uint8)
+    skin = tuple(int(v) for v in rng.integers(60, 255, 3))
+    cv2.ellipse(image, (size // 2, size // 2), (size // 3, size * 2 // 5), 0, 0, 360, skin, -1)
+    for x in (size // 2 - size // 8, size // 2 + size // 8):
+        cv2.circle(image, (x, size * 2 // 5), size // 20, (30, 30, 30), -1)
+    cv2.ellipse(image, (size // 2, size * 2 // 3), (size // 8, size // 20), 0, 0, 180, (40, 20, 120), -1)
+    noise = rng.normal(0, 8, image.shape)
+    cv2.imwrite(str(path), np.clip(image + noise, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def tiny_utk(tmp_path_factory) -> Path:
+    """60 generated images with UTKFace names covering every age bucket, gender and race."""
+    folder = tmp_path_factory.mktemp("utk")
+    ages = [1, 5, 15, 25, 35, 45, 55, 65, 80, 100]
+    for i in range(60):
+        name = f"{ages[i % 10]}_{i % 2}_{i % 5}_2017011617452{i:04d}.jpg.chip.jpg"
+        write_synthetic_face(folder / name, seed=i)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "no_labels_here.jpg").write_bytes((folder / name).read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpg(tmp_path_factory) -> Path:
+    """skimage's astronaut photo (public domain, one face) as a JPEG file."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Keep the tests' decoded-image, feature and checkpoint caches out of the repository's .cache/."""
+    import utk_data
+
+    utk_data.CACHE_DIR = tmp_path_factory.mktemp("cache")
+    return utk_data.CACHE_DIR
+
+
+def run_cli(*args) -> int:
+    """Run the command line in this process (TensorFlow is imported once for the whole suite)."""
+    import main
+
+    return main.main([str(a) for a in args])

@@ -1,0 +1,117 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import build_model
+import facenet_backbone
+import model_store
+from labels import GENDERS, MAX_AGE, RACES
+
+
+def _check_outputs(model, size):
+    outputs = model.predict_on_batch(np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32"))
+    assert outputs["age"].shape == (2, MAX_AGE + 1)
+    assert outputs["gender"].shape == (2, len(GENDERS))
+    assert outputs["race"].shape == (2, len(RACES))
+    for key in ("age", "gender", "race"):
+        assert np.allclose(outputs[key].sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_normal_architecture_shapes():
+    model = build_model.build_normal_model()
+    assert model.input.shape[1:] == (64, 64, 3)
+    _check_outputs(model, 64)
+
+
+def test_facenet_architecture_shapes_and_frozen_stem():
+    model = build_model.build_facenet_model()
+    assert model.input.shape[1:] == (160, 160, 3)
+    assert not model.get_layer(build_model.STEM_NAME).trainable
+    assert model.get_layer(build_model.TAIL_NAME).trainable
+    _check_outputs(model, 160)
+
+
+def test_keras_rebuild_matches_the_frozen_facenet_graph(astronaut_jpg):
+    """The Keras layers rebuilt from the .pb give the graph's own embeddings to within 1e-4."""
+    photo = cv2.cvtColor(cv2.imread(str(astronaut_jpg)), cv2.COLOR_BGR2RGB)
+    faces = np.stack([cv2.resize(photo[40:240, 130:330], (160, 160)), cv2.resize(photo, (160, 160))])
+    scaled = (faces.astype(np.float32) - 127.5) / 128.0
+    keras_block8 = facenet_backbone.build_backbone_part().predict_on_batch(scaled)
+    ours = facenet_backbone.embeddings_from_block8(np.asarray(keras_block8, np.float64))
+    reference = facenet_backbone.reference_embeddings(scaled)
+    assert reference.shape == (2, 512)
+    assert np.abs(ours - reference).max() < 1e-4
+
+
+def test_backbone_file_is_checked(monkeypatch, tmp_path):
+    fake = tmp_path / facenet_backbone.GRAPH_FILE
+    fake.write_bytes(b"not the weights")
+    monkeypatch.setattr(facenet_backbone, "graph_path", lambda: fake)
+    facenet_backbone.load_graph_def.cache_clear()
+    try:
+        with pytest.raises(facenet_backbone.BackboneError, match="sha256"):
+            facenet_backbone.load_graph_def()
+    finally:
+        facenet_backbone.load_graph_def.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def saved_normal(tmp_path_factory):
+    model = build_model.build_normal_model()
+    directory = tmp_path_factory.mktemp("models") / "normal_model"
+    model_store.save_model(model, directory, {"model_type": "normal", "input_size": 64}, {"split.csv": b"x\n"})
+    return model, directory
+
+
+def test_save_and_load_round_trip(saved_normal):
+    model, directory = saved_normal
+    loaded, info = model_store.load_model(directory, "normal")
+    assert info["model_type"] == "normal"
+    x = np.random.default_rng(1).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
+    expected, got = model.predict_on_batch(x), loaded.predict_on_batch(x)
+    for key in expected:  # weights are stored as float16
+        assert np.abs(expected[key] - got[key]).max() < 2e-2
+    assert not any(p.name.startswith(".") for p in directory.parent.iterdir())  # no temporary folder left
+
+
+def test_tampered_or_mismatched_models_are_refused(saved_normal, tmp_path):
+    import shutil
+
+    _, directory = saved_normal
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    with pytest.raises(model_store.ModelError, match="holds a 'normal' model"):
+        model_store.load_model(copy, "facenet")
+    weights = copy / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(model_store.ModelError, match="sha256 mismatch.*git checkout saved_model"):
+        model_store.load_model(copy)
+    with pytest.raises(model_store.ModelError, match="no saved model"):
+        model_store.load_model(tmp_path / "nothing")
+    shutil.rmtree(copy)
+    shutil.copytree(directory, copy)
+    info = json.loads((copy / "model.json").read_text())
+    info["races"] = ["a", "b"]
+    (copy / "model.json").write_text(json.dumps(info))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["model.json"] = model_store._sha256(copy / "model.json")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(model_store.ModelError, match="races"):
+        model_store.load_model(copy)
+
+
+def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
+    model, directory = saved_normal
+    before = (directory / "weights.npz").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_store.np, "savez_compressed", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        model_store.save_model(model, directory, {"model_type": "normal", "input_size": 64})
+    assert (directory / "weights.npz").read_bytes() == before
+    model_store.load_model(directory, "normal")
+    assert not any(p.name.startswith(".") for p in directory.parent.iterdir())

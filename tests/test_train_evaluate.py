@@ -1,0 +1,72 @@
+"""Smoke runs of `train` and `evaluate` for both model types on the tiny generated data set."""
+import json
+
+import pandas as pd
+import pytest
+
+import model_store
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module", params=["normal", "facenet"])
+def trained(request, tiny_utk, tmp_path_factory):
+    model_type = request.param
+    root = tmp_path_factory.mktemp(f"train_{model_type}")
+    model_dir, stats = root / "model", root / "statistics"
+    code = run_cli("train", "--model_type", model_type, "--data_path", tiny_utk, "--epochs", 1, "--head_epochs", 1,
+                   "--batch_size", 16, "--model_path", model_dir, "--stats_dir", stats, "--eval")
+    assert code == 0
+    return model_type, model_dir, stats
+
+
+def test_train_saves_a_loadable_model_with_its_split(trained):
+    model_type, model_dir, _ = trained
+    model, info = model_store.load_model(model_dir, model_type)
+    assert info["model_type"] == model_type
+    split = pd.read_csv(model_dir / "split.csv")
+    assert len(split) == 60 and set(split["split"]) <= {"train", "val", "test"}
+    assert split.groupby("sha256")["split"].nunique().max() == 1
+    history = pd.read_csv(model_dir / "history.csv")
+    assert "val_loss" in history and len(history) >= 1
+
+
+def test_train_writes_data_distributions_before_and_after_rebalancing(trained):
+    _, _, stats = trained
+    raw = pd.read_csv(stats / "data_stats" / "raw_data_stats" / "counts.csv")
+    adjusted = pd.read_csv(stats / "data_stats" / "adjusted_data_stats" / "counts.csv")
+    assert raw.loc[raw["label"] == "age", "images"].sum() == 60
+    assert adjusted.loc[adjusted["label"] == "age", "images"].sum() >= raw.loc[raw["label"] == "race", "images"].sum() * 0.5
+    for folder in ("raw_data_stats", "adjusted_data_stats"):
+        assert (stats / "data_stats" / folder / "distributions.png").stat().st_size > 1000
+
+
+def test_eval_writes_figures_and_plots(trained):
+    model_type, _, stats = trained
+    out = stats / "model_metrics" / f"{model_type}_model_stats"
+    metrics = json.loads((out / "metrics.json").read_text())
+    test_rows = pd.read_csv(out / "predictions.csv")
+    assert metrics["images"] == len(test_rows) > 0
+    assert 0 <= metrics["gender_accuracy"] <= 1 and metrics["age_mae"] >= 0
+    assert [row["bucket"] for row in metrics["age_mae_by_bucket"]][-1] == "70+"
+    assert {row["race"] for row in metrics["by_race"]} <= {"white", "black", "asian", "indian", "others"}
+    for name in ("training_curves.png", "gender_confusion.png", "race_confusion.png", "age_predicted_vs_true.png",
+                 "age_mae_by_bucket.png", "prediction_grid.png", "by_race.csv", "age_mae_by_bucket.csv"):
+        assert (out / name).is_file(), name
+
+
+def test_evaluate_command_on_all_images(trained, tiny_utk, tmp_path, capsys):
+    model_type, model_dir, _ = trained
+    target = tmp_path / "metrics.json"
+    code = run_cli("evaluate", "--model_type", model_type, "--model_path", model_dir, "--data_path", tiny_utk,
+                   "--split", "all", "--json", target, "--stats_dir", tmp_path / "stats")
+    assert code == 0
+    metrics = json.loads(target.read_text())
+    assert metrics["images"] == 60 and metrics["split"] == "all"
+    assert sum(row["images"] for row in metrics["by_gender"]) == 60
+
+
+def test_train_refuses_unusable_data(tmp_path, capsys):
+    assert run_cli("train", "--model_type", "normal", "--data_path", tmp_path / "missing",
+                   "--model_path", tmp_path / "m") == 1
+    assert "missing: no such file or folder" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,89 @@
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import utk_data
+from labels import age_bucket
+from utk_data import UtkLabel, parse_utk_name
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("25_0_2_20170116174525125.jpg.chip.jpg", UtkLabel(25, 0, 2)),
+    ("1_1_4_20161221193016140.jpg.chip.jpg", UtkLabel(1, 1, 4)),
+    ("116_1_0_20170120134921760.jpg.chip.jpg", UtkLabel(116, 1, 0)),
+    ("24_0_1_20170116220224657 .jpg.chip.jpg", UtkLabel(24, 0, 1)),  # stray space
+    ("55_0_0_20170116232725357jpg.chip.jpg", UtkLabel(55, 0, 0)),  # missing dot
+    ("dir/sub/30_1_3_20170109142408075.jpg.chip.jpg", UtkLabel(30, 1, 3)),
+])
+def test_parse_names(name, expected):
+    assert parse_utk_name(name) == expected
+
+
+@pytest.mark.parametrize("name", [
+    "39_1_20170116174525125.jpg.chip.jpg",  # no race field
+    "61_1_20170109142408075.jpg.chip.jpg",
+    "200_0_1_20170116174525125.jpg.chip.jpg",  # impossible age
+    "25_2_1_20170116174525125.jpg.chip.jpg",  # gender out of range
+    "25_0_7_20170116174525125.jpg.chip.jpg",  # race out of range
+    "holiday.jpg",
+])
+def test_names_without_labels(name):
+    assert parse_utk_name(name) is None
+
+
+def _frame(rows):
+    return pd.DataFrame(rows, columns=["name", "age", "gender", "race", "sha256"])
+
+
+def test_dedupe_keeps_agreeing_copies_once_and_drops_conflicts():
+    frame = _frame([("a", 20, 0, 1, "s1"), ("b", 20, 0, 1, "s1"), ("c", 30, 1, 2, "s2"),
+                    ("d", 31, 1, 2, "s2"), ("e", 40, 0, 0, "s3")])
+    kept = utk_data.dedupe(frame)
+    assert sorted(kept["name"]) == ["a", "e"]
+
+
+def test_split_is_fixed_by_content_and_never_splits_an_image():
+    shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(2000)]
+    frame = _frame([(f"n{i}", 20, 0, 0, s) for i, s in enumerate(shas)] + [("dup", 20, 0, 0, shas[0])])
+    first = utk_data.assign_splits(frame)
+    shuffled = utk_data.assign_splits(frame.sample(frac=1, random_state=3))
+    assert first.set_index("name")["split"].to_dict() == shuffled.set_index("name")["split"].to_dict()
+    assert first.groupby("sha256")["split"].nunique().max() == 1
+    fractions = first["split"].value_counts(normalize=True)
+    for split, expected in utk_data.SPLIT_FRACTIONS:
+        assert abs(fractions[split] - expected) < 0.04
+
+
+def test_rebalancing_oversamples_rare_ages_within_the_training_part_only():
+    ages = [25] * 400 + [5] * 40 + [85] * 10
+    train = _frame([(f"n{i}", a, 0, 0, f"{i:064x}") for i, a in enumerate(ages)])
+    positions = utk_data.rebalance_ages(train, seed=0)
+    assert positions.min() >= 0 and positions.max() < len(train)  # only rows of the training part
+    assert set(range(len(train))) <= set(positions.tolist())  # every original row kept
+    buckets = train["age"].iloc[positions].map(age_bucket).value_counts()
+    assert buckets["20-29"] == 400  # the largest bucket is not touched
+    assert buckets["3-9"] == 160  # 4x its size (capped)
+    assert buckets["70+"] == 40
+    assert np.array_equal(positions, utk_data.rebalance_ages(train, seed=0))  # seeded
+
+
+def test_loader_reads_folders_and_counts_unusable_files(tiny_utk, tmp_path):
+    import tarfile
+
+    archive = tmp_path / "part.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for file in sorted(tiny_utk.iterdir())[:10]:
+            tar.add(file, arcname=file.name)
+    dataset = utk_data.load_utkface([tiny_utk, archive], 64, use_cache=False)
+    assert dataset.images.shape[1:] == (64, 64, 3) and dataset.images.dtype == np.uint8
+    assert len(dataset.frame) == len(dataset.images) >= 60
+    assert len(utk_data.dedupe(dataset.frame)) == 60  # archive copies are byte-identical duplicates
+
+
+def test_loader_rejects_unusable_data_paths(tmp_path):
+    with pytest.raises(utk_data.DataError, match="no such file"):
+        utk_data.load_utkface([tmp_path / "missing"], 64, use_cache=False)
+    with pytest.raises(utk_data.DataError, match="no labelled UTKFace images"):
+        utk_data.load_utkface([tmp_path], 64, use_cache=False)
