@@ -15,6 +15,8 @@ INPUT_SIZES = {"facenet": facenet_backbone.INPUT_SIZE, "normal": 64}
 AGE_SIGMA = 2.0  # width in years of the soft age target
 AGE_MAE_WEIGHT = 0.05
 STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"
+# FaceNet is frozen up to this node and fine-tuned after it: the 8x8 stage (10 Block17), Mixed_7a, 6 Block8
+FACENET_TRAINABLE_FROM = "InceptionResnetV1/Mixed_6a/concat"
 
 
 def build_heads(feature_size: int, hidden: int = 256, dropout: float = 0.3) -> keras.Model:
@@ -45,12 +47,12 @@ def build_normal_model(input_size: int = INPUT_SIZES["normal"]) -> keras.Model:
 
 
 def build_facenet_parts(input_size: int = INPUT_SIZES["facenet"]):
-    """(stem, tail, heads): FaceNet up to Mixed_7a (kept frozen), its last stage Block8 x6 (fine-tuned),
-    and the heads on the average-pooled 1792-d Block8 output."""
-    stem = facenet_backbone.build_backbone_part(end=facenet_backbone.STEM_END, input_shape=(input_size, input_size, 3))
+    """(stem, tail, heads): FaceNet up to FACENET_TRAINABLE_FROM (kept frozen), the rest of it up to the last
+    Block8 (fine-tuned), and the heads on the average-pooled 1792-d Block8 output."""
+    stem = facenet_backbone.build_backbone_part(end=FACENET_TRAINABLE_FROM, input_shape=(input_size, input_size, 3))
     stem.name = STEM_NAME
     stem.trainable = False
-    tail = facenet_backbone.build_backbone_part(start=facenet_backbone.STEM_END, input_shape=stem.output.shape[1:])
+    tail = facenet_backbone.build_backbone_part(start=FACENET_TRAINABLE_FROM, input_shape=stem.output.shape[1:])
     tail.name = TAIL_NAME
     return stem, tail, build_heads(1792)
 
@@ -84,28 +86,40 @@ def expected_age(distribution):
     return ops.sum(distribution * ops.arange(MAX_AGE + 1, dtype="float32"), axis=-1)
 
 
-@keras.saving.register_keras_serializable(package="face_analysis")
-def age_loss(y_true, y_pred):
-    """Cross-entropy against a Gaussian soft label around the true age, plus a small L1 on the mean age."""
+def _age_target(y_true):
+    """A distribution over 0..MAX_AGE: y_true itself when it is one (distillation), otherwise a Gaussian
+    soft label of width AGE_SIGMA around the true age."""
+    if y_true.shape[-1] == MAX_AGE + 1:
+        return ops.cast(y_true, "float32")
     ages = ops.arange(MAX_AGE + 1, dtype="float32")
     y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
     target = ops.exp(-0.5 * ops.square((ages - y_true) / AGE_SIGMA))
-    target = target / ops.sum(target, axis=-1, keepdims=True)
+    return target / ops.sum(target, axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="face_analysis")
+def age_loss(y_true, y_pred):
+    """Cross-entropy against the age target distribution, plus a small L1 between their mean ages."""
+    target = _age_target(y_true)
     cross_entropy = -ops.sum(target * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
-    return cross_entropy + AGE_MAE_WEIGHT * ops.abs(expected_age(y_pred) - y_true[:, 0])
+    return cross_entropy + AGE_MAE_WEIGHT * ops.abs(expected_age(y_pred) - expected_age(target))
 
 
 @keras.saving.register_keras_serializable(package="face_analysis")
 def years_mae(y_true, y_pred):
-    """Absolute error in years of the distribution's mean."""
+    """Absolute error in years of the predicted distribution's mean (against the target's mean)."""
+    if y_true.shape[-1] == MAX_AGE + 1:
+        return ops.abs(expected_age(y_pred) - expected_age(ops.cast(y_true, "float32")))
     return ops.abs(expected_age(y_pred) - ops.reshape(ops.cast(y_true, "float32"), (-1,)))
 
 
-def compile_model(model: keras.Model, learning_rate) -> None:
-    """Adam with the losses and metrics of the three heads."""
+def compile_model(model: keras.Model, learning_rate, soft_targets: bool = False) -> None:
+    """Adam with the losses and metrics of the three heads; soft_targets when gender and race targets are
+    probability vectors (distillation) instead of class indices."""
+    classification = "categorical_crossentropy" if soft_targets else "sparse_categorical_crossentropy"
+    accuracy = "categorical_accuracy" if soft_targets else "accuracy"
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss={"age": age_loss, "gender": "sparse_categorical_crossentropy", "race": "sparse_categorical_crossentropy"},
-        loss_weights={"age": 1.0, "gender": 1.0, "race": 1.0},
-        metrics={"age": [years_mae], "gender": ["accuracy"], "race": ["accuracy"]},
+        loss={"age": age_loss, "gender": classification, "race": classification},
+        metrics={"age": [years_mae], "gender": [accuracy], "race": [accuracy]},
     )

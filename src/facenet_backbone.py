@@ -11,7 +11,6 @@ import numpy as np
 GRAPH_FILE = "graph_final.pb"
 GRAPH_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"
 INPUT_NODE = "input"
-STEM_END = "InceptionResnetV1/Mixed_7a/concat"  # 3x3x1792 at 160 px: where the last stage starts
 BACKBONE_END = "InceptionResnetV1/Block8/add"  # last Inception-ResNet block
 INPUT_SIZE = 160
 _PREFIX = "InceptionResnetV1/"
@@ -125,14 +124,6 @@ def build_backbone_part(start: str = INPUT_NODE, end: str = BACKBONE_END, input_
     if input_shape is None:
         input_shape = (INPUT_SIZE, INPUT_SIZE, 3)
     return _GraphConverter(load_graph_def()).build(start, end, input_shape)
-
-
-def stem_output_shape(input_size: int = INPUT_SIZE) -> tuple[int, int, int]:
-    """Shape of the Mixed_7a feature map for a square input of `input_size` pixels."""
-    size = input_size
-    for stride in (2, 1, 2, 1, 2, 2, 2):  # the VALID 3x3 ops: 1a, 2a, 3a pool, 4a, 4b, 6a, 7a
-        size = (size - 3) // stride + 1
-    return (size, size, 1792)
 
 
 def reference_embeddings(images: np.ndarray) -> np.ndarray:

@@ -22,38 +22,50 @@ class ImageError(RuntimeError):
         self.path, self.reason = str(path), reason
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding the pixels, when Pillow knows the format."""
+def _header(data: bytes) -> tuple[str, int, int] | None:
+    """(format, width, height) from the file header without decoding pixels, when Pillow knows the format."""
     import io
 
     from PIL import Image
 
+    Image.MAX_IMAGE_PIXELS = None  # only the header is read here; decode_image bounds the pixels itself
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Exception:  # noqa: BLE001 - any header Pillow cannot parse is left to OpenCV to judge
+            return image.format or "", image.size[0], image.size[1]
+    except Exception:  # noqa: BLE001 - a header Pillow cannot parse is left to OpenCV to judge
         return None
 
 
+def _reduced_flag(width: int, height: int) -> int:
+    """OpenCV's flag decoding a JPEG at 1/2, 1/4 or 1/8 size so that it fits MAX_PIXELS."""
+    for factor, flag in ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                         (8, cv2.IMREAD_REDUCED_COLOR_8)):
+        if width * height / factor**2 <= MAX_PIXELS:
+            return flag
+    return cv2.IMREAD_REDUCED_COLOR_8
+
+
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode image bytes to RGB uint8, applying EXIF orientation; grayscale, alpha and 16-bit are converted."""
+    """Decode image bytes to RGB uint8, applying EXIF orientation; grayscale, alpha, CMYK and 16-bit are converted.
+
+    Memory stays bounded: huge JPEGs are decoded at a reduced size, other huge images are refused."""
     if not data:
         raise ImageError(name, "empty file")
-    size = _header_size(data)
+    if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00").rfind(b"\xff\xd9") < 0:
+        raise ImageError(name, "truncated JPEG (no end-of-image marker)")
+    header = _header(data)
     flags = cv2.IMREAD_COLOR
-    if size and size[0] * size[1] > MAX_PIXELS:
-        for factor, reduced in ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                                (8, cv2.IMREAD_REDUCED_COLOR_8)):
-            flags = reduced
-            if size[0] * size[1] / factor**2 <= MAX_PIXELS:
-                break
-        else:
-            raise ImageError(name, f"image too large ({size[0]}x{size[1]} pixels)")
+    if header and header[1] * header[2] > MAX_PIXELS:
+        if header[0] != "JPEG" or header[1] * header[2] > 64 * 4 * MAX_PIXELS:
+            raise ImageError(name, f"image too large ({header[1]}x{header[2]} pixels, at most {MAX_PIXELS:,})")
+        flags = _reduced_flag(header[1], header[2])
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as error:
+        if "validateInputImageSize" in str(error):
+            raise ImageError(name, "image too large (its header claims more pixels than OpenCV accepts)") from None
         raise ImageError(name, f"cannot decode ({str(error).strip().splitlines()[-1]})") from None
-    if image is None:
+    if image is None or image.size == 0:
         raise ImageError(name, "not an image or a damaged one")
     if image.shape[0] * image.shape[1] > 4 * MAX_PIXELS:
         raise ImageError(name, f"image too large ({image.shape[1]}x{image.shape[0]} pixels)")
@@ -61,6 +73,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageError(name, f"image too small ({image.shape[1]}x{image.shape[0]} pixels)")
     if image.dtype != np.uint8:
         image = (image / 257).astype(np.uint8)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -45,9 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
                        help="UTKFace folders or .tar.gz archives (default: dataset_1.tar.gz dataset_2.tar.gz)")
     train.add_argument("--epochs", type=int, help="training epochs (default: facenet 4 fine-tuning, normal 15)")
-    train.add_argument("--head_epochs", type=int, default=15, help="facenet: epochs training the heads alone first")
+    train.add_argument("--head_epochs", type=int, default=2,
+                       help="facenet: epochs training the heads on the frozen backbone first (default 2)")
     train.add_argument("--batch_size", type=int, default=64, help="batch size (default 64)")
     train.add_argument("--model_path", type=Path, help="where to save (default: saved_model/<type>_model)")
+    train.add_argument("--distill_from", type=Path, metavar="DIR",
+                       help="normal: a saved model (e.g. saved_model/facenet_model) whose predictions on the "
+                            "training images are mixed into the targets (knowledge distillation)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--eval", action="store_true", help="evaluate on the test split afterwards")
     train.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
@@ -118,7 +122,7 @@ def command_train(args) -> int:
     config = train_model.TrainConfig(
         model_type=args.model_type, data_paths=args.data_path or list(utk_data.DEFAULT_DATA_PATHS),
         epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
-        seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir)
+        seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from)
     try:
         model_dir = train_model.train(config)
     except KeyboardInterrupt:

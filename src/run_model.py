@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,20 @@ def show_window(title: str, image_bgr, wait_ms: int = 0) -> int | None:
         return None
 
 
+def writable_folder(folder: Path) -> Path | None:
+    """The folder, created if needed, or None (after one error line) when nothing can be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return folder
+    except OSError as error:
+        print(f"error: {folder}: cannot write annotated images there ({error.strerror or error}); "
+              "analysing without them", file=sys.stderr)
+        return None
+
+
 def output_path(out_dir: Path, image_path: str, used: set) -> Path:
     """An annotated image's path in out_dir, made unique when two inputs share a name."""
     stem, suffix = Path(image_path).stem, Path(image_path).suffix.lower() or ".jpg"
@@ -50,8 +65,8 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
     """Analyse every input; a bad file is reported on stderr and the batch goes on."""
     summary, used = RunSummary(), set()
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = writable_folder(Path(out_dir))
+        summary.failed += out_dir is None
     json_writer = results_io.JsonListWriter(json_path) if json_path else None
     csv_writer = results_io.CsvWriter(csv_path) if csv_path else None
     to_stdout = "-" in (str(json_path), str(csv_path))
@@ -65,7 +80,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
                 image = image_io.load_image(item)
                 result = analyzer.analyze_image(image, item)
             except image_io.ImageError as error:
-                print(f"error: {error}", file=sys.stderr)
+                tqdm.write(f"error: {error}", file=sys.stderr)
                 result, image = ImageResult(error.path, error=error.reason), None
                 summary.failed += 1
             summary.images += 1
@@ -83,7 +98,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
                 if out_dir is not None:
                     target = output_path(out_dir, item, used)
                     if not cv2.imwrite(str(target), annotated):
-                        print(f"error: {target}: cannot write the annotated image", file=sys.stderr)
+                        tqdm.write(f"error: {target}: cannot write the annotated image", file=sys.stderr)
                         summary.failed += 1
                 if display and show_window("Face Analysis", annotated) is None:
                     log.warning("no display available: --show ignored")

@@ -18,8 +18,10 @@ import build_model
 import model_store
 import utk_data
 from face_crop import CROP_INFO
+from labels import GENDERS, MAX_AGE, RACES
 
 log = logging.getLogger(__name__)
+DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled targets
 
 @dataclass
 class TrainConfig:
@@ -30,10 +32,11 @@ class TrainConfig:
     model_dir: Path | None = None
     resume: bool = False
     seed: int = 0
-    head_epochs: int = 15
-    augmented_copies: int = 1  # facenet: augmented versions of each training image whose features are cached
+    head_epochs: int = 2
+    augmented_copies: int = 2  # facenet: augmented versions of each training image whose features are cached
     stats_dir: Path | None = None
     use_cache: bool = True
+    distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
 
     def __post_init__(self):
         self.data_paths = [Path(p) for p in self.data_paths]
@@ -122,9 +125,12 @@ def _cached_array(path: Path, count: int, shape, compute_batch, batch_size: int,
     for start in tqdm(range(0, count, batch_size), desc=desc, unit="batch"):
         out[start:start + batch_size] = compute_batch(start, min(start + batch_size, count))
     out.flush()
-    del out
     if not use_cache:
-        return np.load(tmp)
+        result = np.array(out)
+        del out
+        tmp.unlink()
+        return result
+    del out
     os.replace(tmp, path)
     return np.load(path, mmap_mode="r")
 
@@ -175,11 +181,56 @@ def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None):
     return data.prefetch(tf.data.AUTOTUNE)
 
 
+def _teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """A saved model's softmax outputs on the given rows of the data (cached per teacher and data)."""
+    teacher, info = model_store.load_model(teacher_dir)
+    data = prepare_data(config.data_paths, info["input_size"], config.use_cache)
+    manifest = (Path(teacher_dir) / model_store.MANIFEST).read_bytes()
+    key = _data_key(data.frame.iloc[rows], hashlib.sha256(manifest).hexdigest())
+    path = utk_data.CACHE_DIR / f"teacher-{key}.npz"
+    if config.use_cache and path.is_file():
+        with np.load(path) as stored:
+            return dict(stored)
+    outputs = {"age": [], "gender": [], "race": []}
+    for start in tqdm(range(0, len(rows), 64), desc="teacher predictions", unit="batch"):
+        batch = teacher.predict_on_batch(data.images[rows[start:start + 64]].astype(np.float32))
+        for name in outputs:
+            outputs[name].append(np.asarray(batch[name], np.float32))
+    outputs = {name: np.concatenate(parts) for name, parts in outputs.items()}
+    if config.use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **outputs)
+    return outputs
+
+
+def soft_targets(frame: pd.DataFrame, teacher: dict[str, np.ndarray] | None = None,
+                 weight: float = DISTILL_WEIGHT) -> dict[str, np.ndarray]:
+    """Probability targets: the true labels (a Gaussian around the true age, one-hot classes), mixed with
+    a teacher's probabilities at `weight` when a teacher is given."""
+    ages = np.arange(MAX_AGE + 1, dtype=np.float32)
+    true_age = np.exp(-0.5 * ((ages[None] - frame["age"].to_numpy("float32")[:, None]) / build_model.AGE_SIGMA) ** 2)
+    mixed = {"age": true_age / true_age.sum(axis=1, keepdims=True)}
+    for name, classes in (("gender", len(GENDERS)), ("race", len(RACES))):
+        mixed[name] = np.eye(classes, dtype=np.float32)[frame[name].to_numpy()]
+    if teacher is not None:
+        mixed = {name: weight * teacher[name] + (1 - weight) * mixed[name] for name in mixed}
+    return mixed
+
+
 def _train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path):
     import keras
 
     history: list = []
     val_rows = data.part("val")
+    train_targets = targets(data.frame.iloc[train_rows])
+    val_targets = targets(data.frame.iloc[val_rows])
+    soft = config.distill_from is not None
+    if soft:
+        unique = np.unique(train_rows)
+        teacher = _teacher_outputs(config.distill_from, config, unique)
+        where = np.searchsorted(unique, train_rows)
+        train_targets = soft_targets(data.frame.iloc[train_rows], {k: v[where] for k, v in teacher.items()})
+        val_targets = soft_targets(data.frame.iloc[val_rows])
     steps = config.epochs * int(np.ceil(len(train_rows) / config.batch_size))
     initial_epoch = 0
     if config.resume and (checkpoint_dir / "state.json").is_file():
@@ -187,20 +238,47 @@ def _train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarra
         initial_epoch, history = state["epoch"], state["history"]
     else:
         model = build_model.build_normal_model()
-        schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps, warmup_target=None)
-        build_model.compile_model(model, schedule)
+        build_model.compile_model(model, keras.optimizers.schedules.CosineDecay(1e-3, steps), soft_targets=soft)
     augment = make_augmenter(config.seed)
-    train = _dataset(data.images[train_rows], targets(data.frame.iloc[train_rows]), config.batch_size,
-                     config.seed, augment)
-    val = _dataset(data.images[val_rows], targets(data.frame.iloc[val_rows]), config.batch_size)
+    train = _dataset(data.images[train_rows], train_targets, config.batch_size, config.seed, augment)
+    val = _dataset(data.images[val_rows], val_targets, config.batch_size)
     if initial_epoch < config.epochs:
         _fit(model, train, val, config.epochs, initial_epoch, EpochCheckpoint(checkpoint_dir, "train", history))
     return model, history
 
 
+class _ViewBatches:
+    """Keras PyDataset of cached feature maps: each epoch, every sample comes from one of its views (the
+    plain image or one of its augmented copies) drawn at random, in a new random order."""
+
+    def __new__(cls, views, view_rows, labels, batch_size: int, seed: int):
+        import keras
+
+        class _Batches(keras.utils.PyDataset):
+            def __init__(self):
+                super().__init__()
+                self.rng = np.random.default_rng(seed)
+                self.on_epoch_end()
+
+            def __len__(self):
+                return int(np.ceil(len(view_rows[0]) / batch_size))
+
+            def on_epoch_end(self):
+                self.order = self.rng.permutation(len(view_rows[0]))
+                self.view = self.rng.integers(0, len(views), len(view_rows[0]))
+
+            def __getitem__(self, index):
+                picks = self.order[index * batch_size:(index + 1) * batch_size]
+                maps = np.stack([views[v][view_rows[v][i]] for v, i in zip(self.view[picks], picks)])
+                return maps.astype(np.float32), {k: v[picks] for k, v in labels.items()}
+
+        return _Batches()
+
+
 def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path):
-    """Two phases on cached features of the frozen stem: heads alone on pooled Block8 features, then the
-    last stage (6 Block8 blocks) and heads together at a low, decaying learning rate."""
+    """Two phases on cached feature maps of the frozen stem (one plain and `augmented_copies` augmented views
+    of each training image): the heads on the frozen tail, then tail and heads together at a low,
+    decaying learning rate."""
     import keras
 
     stem, tail, heads = build_model.build_facenet_parts()
@@ -218,13 +296,14 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
             lambda a, b: stem.predict_on_batch(scale(augment(data.images[unique_train[a:b]]))), 32,
             f"caching augmented features ({c + 1}/{config.augmented_copies})", config.use_cache)
         for c in range(config.augmented_copies)]
-    # train_rows are rows of data.frame (with repeats from rebalancing); map them into the cached arrays
-    position_in_train = {row: i for i, row in enumerate(unique_train)}
-    train_positions = np.array([position_in_train[r] for r in train_rows])
-    train_maps = np.concatenate([originals[train_rows]] + [copy[train_positions] for copy in copies])
-    train_labels = {k: np.tile(v, 1 + len(copies)) for k, v in targets(data.frame.iloc[train_rows]).items()}
+    # train_rows index data.frame (with repeats from rebalancing); the copies index the unique training rows
+    position_in_train = np.full(len(data.frame), -1)
+    position_in_train[unique_train] = np.arange(len(unique_train))
+    train_positions = position_in_train[train_rows]
+    train = _ViewBatches([originals, *copies], [train_rows] + [train_positions] * len(copies),
+                         targets(data.frame.iloc[train_rows]), config.batch_size, config.seed)
     val_rows = data.part("val")
-    val_maps, val_labels = np.asarray(originals[val_rows]), targets(data.frame.iloc[val_rows])
+    val = _dataset(np.asarray(originals[val_rows], np.float32), targets(data.frame.iloc[val_rows]), 128)
 
     history: list = []
     top, state = None, {"phase": "heads", "epoch": 0}
@@ -232,26 +311,18 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
         top, state = _load_checkpoint(checkpoint_dir)
         history = state["history"]
     if state["phase"] == "heads" and state["epoch"] < config.head_epochs:
-        pool = keras.Sequential([tail, keras.layers.GlobalAveragePooling2D()])
-        pooled = lambda maps: np.concatenate(  # noqa: E731
-            [pool.predict_on_batch(np.asarray(maps[i:i + 256], np.float32)) for i in
-             tqdm(range(0, len(maps), 256), desc="pooling Block8 features", unit="batch")])
-        if top is not None:  # a heads-phase checkpoint holds the heads model itself
-            heads = top
-        else:
-            build_model.compile_model(heads, 1e-3)
-        _fit(heads, _dataset(pooled(train_maps), train_labels, 128, config.seed),
-             _dataset(pooled(val_maps), val_labels, 256), config.head_epochs, state["epoch"],
-             EpochCheckpoint(checkpoint_dir, "heads", history))
-        top, state = None, {"phase": "tail", "epoch": 0}
-    if top is None:
-        top = build_model.facenet_from_features(tail, heads)
-        steps = max(1, config.epochs * int(np.ceil(len(train_maps) / config.batch_size)))
+        if top is None:
+            tail.trainable = False
+            top = build_model.facenet_from_features(tail, heads)
+            build_model.compile_model(top, 1e-3)
+        _fit(top, train, val, config.head_epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "heads", history))
+    if state["phase"] == "heads":
+        top.get_layer(build_model.TAIL_NAME).trainable = True
+        steps = max(1, config.epochs * len(train))
         build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps))
+        state = {"phase": "tail", "epoch": 0}
     if state["epoch"] < config.epochs:
-        _fit(top, _dataset(train_maps, train_labels, config.batch_size, config.seed),
-             _dataset(val_maps, val_labels, 256), config.epochs, state["epoch"],
-             EpochCheckpoint(checkpoint_dir, "tail", history))
+        _fit(top, train, val, config.epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "tail", history))
     parts = (stem, top.get_layer(build_model.TAIL_NAME), top.get_layer(build_model.HEADS_NAME))
     return build_model.build_facenet_model(parts=parts), history
 
@@ -279,6 +350,7 @@ def train(config: TrainConfig) -> Path:
     info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],
             "crop": CROP_INFO, "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
             "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
+            "distilled_from": str(config.distill_from) if config.distill_from else None,
             "training_seconds": round(time.time() - started)}
     split = data.frame[["name", "sha256", "age", "gender", "race", "split"]]
     model_store.save_model(model, config.model_dir, info, {

@@ -31,6 +31,7 @@ class VideoSummary:
 
 def open_source(source: str) -> cv2.VideoCapture:
     """A capture for a camera index ("0") or a video file path."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our own error says what failed
     is_camera = source.isdigit()
     if not is_camera and not Path(source).is_file():
         raise VideoError(f"{source}: no such video file")

@@ -70,3 +70,30 @@ def test_train_refuses_unusable_data(tmp_path, capsys):
                    "--model_path", tmp_path / "m") == 1
     assert "missing: no such file or folder" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_soft_targets_mix_teacher_and_labels():
+    import numpy as np
+
+    import train_model
+
+    frame = pd.DataFrame({"age": [30, 5], "gender": [1, 0], "race": [2, 4]})
+    plain = train_model.soft_targets(frame)
+    assert np.allclose(plain["age"].sum(axis=1), 1) and plain["age"][0].argmax() == 30
+    assert plain["race"].tolist()[1] == [0, 0, 0, 0, 1]
+    teacher = {"age": np.full((2, 117), 1 / 117, np.float32), "gender": np.array([[0.2, 0.8], [0.6, 0.4]]),
+               "race": np.full((2, 5), 0.2)}
+    mixed = train_model.soft_targets(frame, teacher, weight=0.5)
+    assert np.allclose(mixed["gender"][0], [0.1, 0.9]) and np.allclose(mixed["race"][1], [0.1, 0.1, 0.1, 0.1, 0.6])
+    assert np.allclose(mixed["age"].sum(axis=1), 1)
+
+
+def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_path):
+    model_type, model_dir, _ = trained
+    if model_type != "facenet":
+        pytest.skip("the teacher is the facenet model")
+    student = tmp_path / "student"
+    assert run_cli("train", "--model_type", "normal", "--data_path", tiny_utk, "--epochs", 1, "--batch_size", 16,
+                   "--distill_from", model_dir, "--model_path", student, "--stats_dir", tmp_path / "stats") == 0
+    _, info = model_store.load_model(student, "normal")
+    assert info["distilled_from"] == str(model_dir)

@@ -1,0 +1,175 @@
+"""Every kind of bad input `run` meets: one clear line each, no traceback, the rest of the batch done."""
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import image_io
+from conftest import run_cli
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but whose pixel data is a few bytes."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def photo(astronaut_jpg):
+    return cv2.imread(str(astronaut_jpg))
+
+
+def make_bad_inputs(folder: Path, photo_bgr, astronaut_jpg) -> dict[str, str]:
+    """Bad files and the reason each must be reported with (a folder scan skips the PDF: pass it by name)."""
+    (folder / "text.jpg").write_text("hello, not a picture")
+    (folder / "paper.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n")
+    (folder / "zero.jpg").write_bytes(b"")
+    data = astronaut_jpg.read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "liar.png").write_bytes(png_claiming(100_000, 100_000))
+    cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    os.symlink(folder / "loop.jpg", folder / "loop.jpg")
+    return {"text.jpg": "not an image", "paper.pdf": "not an image", "zero.jpg": "empty file",
+            "truncated.jpg": "truncated JPEG", "liar.png": "too large", "dot.png": "too small",
+            "loop.jpg": "cannot read"}
+
+
+def make_good_variants(folder: Path, photo_bgr) -> list[str]:
+    """The same face as 16-bit, grayscale, CMYK, RGBA images, and under awkward file names."""
+    cv2.imwrite(str(folder / "deep16.png"), photo_bgr.astype(np.uint16) * 257)
+    cv2.imwrite(str(folder / "gray.jpg"), cv2.cvtColor(photo_bgr, cv2.COLOR_BGR2GRAY))
+    Image.fromarray(cv2.cvtColor(photo_bgr, cv2.COLOR_BGR2RGB)).convert("CMYK").save(folder / "cmyk.jpg")
+    cv2.imwrite(str(folder / "alpha.png"), cv2.cvtColor(photo_bgr, cv2.COLOR_BGR2BGRA))
+    for name in ("with space.jpg", "ünïcødé 顔.jpg", "-dash.jpg"):
+        cv2.imwrite(str(folder / "tmp.jpg"), photo_bgr)
+        os.replace(folder / "tmp.jpg", folder / name)
+    return ["deep16.png", "gray.jpg", "cmyk.jpg", "alpha.png", "with space.jpg", "ünïcødé 顔.jpg", "-dash.jpg"]
+
+
+def test_a_batch_of_bad_files_is_reported_and_the_good_ones_analysed(tmp_path, photo, astronaut_jpg, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    bad = make_bad_inputs(folder, photo, astronaut_jpg)
+    good = make_good_variants(folder, photo)
+    (folder / "empty_sub").mkdir()
+    os.symlink(folder, folder / "back_to_top")  # a folder loop: not followed
+    target = tmp_path / "out.json"
+    code = run_cli("run", "--img", folder, tmp_path / "missing.jpg", tmp_path / "nothing_here", folder / "paper.pdf",
+                   "--model_type", "normal", "--json", target, "--csv", tmp_path / "faces.csv")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    error_lines = [line for line in err.splitlines() if line.startswith("error:")]
+    for name, reason in bad.items():
+        assert any(name in line and reason in line for line in error_lines), (name, reason, error_lines)
+    assert any("missing.jpg: no such file or folder" in line for line in error_lines)
+    assert any("nothing_here: no such file or folder" in line for line in error_lines)
+    results = json.loads(target.read_text())
+    by_name = {}
+    for result in results:
+        by_name.setdefault(Path(result["image"]).name, []).append(result)
+    for name in good:
+        [result] = by_name[name]
+        assert result["error"] is None and len(result["faces"]) == 1, name
+    for name in bad:
+        assert all(r["faces"] == [] and r["error"] for r in by_name[name]), name
+    assert len((tmp_path / "faces.csv").read_text().splitlines()) == 1 + len(good) + 0
+
+
+def test_an_empty_folder_is_reported(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert run_cli("run", "--img", tmp_path / "empty", "--model_type", "normal") == 1
+    assert "empty: folder holds no images" in capsys.readouterr().err
+
+
+def test_a_huge_jpeg_is_decoded_at_a_reduced_size(tmp_path):
+    path = tmp_path / "huge.jpg"
+    Image.new("L", (20000, 20000), 128).save(path, quality=50)
+    image = image_io.load_image(path)
+    assert image.shape[0] * image.shape[1] <= image_io.MAX_PIXELS and image.shape[2] == 3
+
+
+def test_an_unreadable_file_is_reported(tmp_path, astronaut_jpg, monkeypatch, capsys):
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes(astronaut_jpg.read_bytes())
+    locked.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: make the read fail as it would for a user
+        real = Path.read_bytes
+        monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(13, "denied"))
+                            if self.name == "locked.jpg" else real(self))
+    target = tmp_path / "out.json"
+    assert run_cli("run", "--img", locked, astronaut_jpg, "--model_type", "normal", "--json", target) == 1
+    assert "locked.jpg: permission denied" in capsys.readouterr().err
+    assert [len(r["faces"]) for r in json.loads(target.read_text())] == [0, 1]
+
+
+def test_unwritable_output_folder_still_analyses_and_writes_json(tmp_path, astronaut_jpg, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    target = tmp_path / "out.json"
+    code = run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--output", blocker / "annotated",
+                   "--json", target)
+    assert code == 1
+    assert "cannot write annotated images there" in capsys.readouterr().err
+    assert len(json.loads(target.read_text())[0]["faces"]) == 1
+
+
+def test_json_into_a_missing_folder_fails_before_any_work(tmp_path, astronaut_jpg, capsys):
+    code = run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", tmp_path / "no" / "out.json")
+    err = capsys.readouterr().err
+    assert code == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_ctrl_c_mid_batch_keeps_the_results_so_far(tmp_path, astronaut_jpg, monkeypatch, capsys):
+    import analyzer
+
+    for i in range(4):
+        (tmp_path / f"p{i}.jpg").write_bytes(astronaut_jpg.read_bytes())
+    real, calls = analyzer.FaceAnalyzer.analyze_image, []
+
+    def interrupt_third(self, image, name):
+        calls.append(name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, image, name)
+
+    monkeypatch.setattr(analyzer.FaceAnalyzer, "analyze_image", interrupt_third)
+    target = tmp_path / "out.json"
+    assert run_cli("run", "--img", tmp_path / "p*.jpg", "--model_type", "normal", "--json", target) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert [Path(r["image"]).name for r in json.loads(target.read_text())] == ["p0.jpg", "p1.jpg"]
+
+
+def test_video_faults(tmp_path, astronaut_jpg, capsys):
+    assert run_cli("run", "--video", "9", "--model_type", "normal", "--output", tmp_path / "o.mp4") == 1
+    assert "9: cannot open the camera" in capsys.readouterr().err
+    assert run_cli("run", "--video", tmp_path / "none.mp4", "--model_type", "normal") == 1
+    assert "none.mp4: no such video file" in capsys.readouterr().err
+    from test_run import make_video
+
+    make_video(tmp_path / "full.mp4", astronaut_jpg, frames=30)
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 2 // 3])  # ends early
+    target = tmp_path / "frames.json"
+    code = run_cli("run", "--video", tmp_path / "cut.mp4", "--model_type", "normal", "--output",
+                   tmp_path / "out.mp4", "--json", target)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if code == 0:  # the readable frames were analysed
+        assert len(json.loads(target.read_text())) > 0
+    else:
+        assert "cut.mp4" in err
+
+
+def test_missing_or_damaged_model_says_how_to_restore(tmp_path, astronaut_jpg, capsys):
+    assert run_cli("run", "--img", astronaut_jpg, "--model_path", tmp_path / "gone") == 1
+    assert "git checkout saved_model" in capsys.readouterr().err
