@@ -1,6 +1,7 @@
 """The library's entry point: find faces and predict age, gender and race, returning plain dataclasses."""
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 
 import face_crop
 import face_detection
+import lite_model
 import model_store
 from labels import GENDERS, MAX_AGE, RACES
 
@@ -65,23 +67,31 @@ def predictions_from_outputs(outputs: dict, boxes) -> list[FacePrediction]:
 
 
 class FaceAnalyzer:
-    """Loads a saved model and a detector once; analyses images or single frames."""
+    """Loads a saved model (as TFLite, run by LiteRT: no TensorFlow import) and a detector once; analyses
+    images or single frames."""
 
-    def __init__(self, model_type: str = "facenet", model_path: str | Path | None = None, detector: str = "haar"):
+    def __init__(self, model_type: str = "facenet", model_path: str | Path | None = None, detector: str = "yunet"):
         directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
-        self.model, self.info = model_store.load_model(directory, model_type)
+        self.model, self.info = lite_model.load_lite_model(directory, model_type)
         self.input_size = int(self.info["input_size"])
         crop = self.info.get("crop", face_crop.CROP_INFO)
         self.crop_scale, self.crop_shift_y = crop["scale"], crop["shift_y"]
-        self.detector = face_detection.make_detector(detector)
-        self._predict = self._compile_predict()
+        self.detector_name = detector
+        self._per_thread = threading.local()
+        self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
+        self._per_thread.detector = face_detection.make_detector(detector)
 
-    def _compile_predict(self):
-        import tensorflow as tf
+    @property
+    def detector(self):
+        """This thread's detector (OpenCV detectors are not shared between threads)."""
+        if not hasattr(self._per_thread, "detector"):
+            self._per_thread.detector = face_detection.make_detector(self.detector_name)
+        return self._per_thread.detector
 
-        model = self.model
-        signature = tf.TensorSpec((None, self.input_size, self.input_size, 3), tf.float32)
-        return tf.function(lambda x: model(x, training=False), input_signature=[signature], reduce_retracing=True)
+    def detect_and_crop(self, image: np.ndarray) -> tuple[list, np.ndarray | None]:
+        """The boxes of every face and their model-sized crops (None when there is no face)."""
+        boxes = self.detector.detect(image)
+        return boxes, (self.crops(image, boxes) if boxes else None)
 
     def crops(self, image: np.ndarray, boxes) -> np.ndarray:
         """The model-sized crops of the given boxes, as a (N, S, S, 3) uint8 array."""
@@ -94,17 +104,18 @@ class FaceAnalyzer:
         """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops."""
         outputs = {"age": [], "gender": [], "race": []}
         for start in range(0, len(crops), batch_size):
-            batch = self._predict(np.asarray(crops[start:start + batch_size], np.float32))
+            with self._model_lock:
+                batch = self.model(np.asarray(crops[start:start + batch_size], np.float32))
             for key in outputs:
                 outputs[key].append(np.asarray(batch[key]))
         return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
 
     def analyze(self, image: np.ndarray) -> list[FacePrediction]:
         """Every face of an RGB image with its predictions (an empty list when there is none)."""
-        boxes = self.detector.detect(image)
+        boxes, crops = self.detect_and_crop(image)
         if not boxes:
             return []
-        return predictions_from_outputs(self.predict_crops(self.crops(image, boxes)), boxes)
+        return predictions_from_outputs(self.predict_crops(crops), boxes)
 
     def analyze_image(self, image: np.ndarray, name: str) -> ImageResult:
         return ImageResult(name, int(image.shape[1]), int(image.shape[0]), self.analyze(image))

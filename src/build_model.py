@@ -8,10 +8,9 @@ import keras
 from keras import layers, ops
 
 import facenet_backbone
-from labels import GENDERS, MAX_AGE, RACES
+from labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
 
 MODEL_TYPES = ("facenet", "normal")
-INPUT_SIZES = {"facenet": facenet_backbone.INPUT_SIZE, "normal": 64}
 AGE_SIGMA = 2.0  # width in years of the soft age target
 AGE_MAE_WEIGHT = 0.05
 STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"

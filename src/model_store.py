@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from labels import GENDERS, MAX_AGE, RACES
+import paths
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAVED_MODEL_DIR = REPO_ROOT / "saved_model"
+from labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 RESTORE_HINT = "restore the shipped models with `git checkout saved_model` or retrain with `python src/main.py train`"
@@ -28,7 +28,7 @@ class ModelError(RuntimeError):
 
 
 def default_model_dir(model_type: str) -> Path:
-    return SAVED_MODEL_DIR / f"{model_type}_model"
+    return paths.SAVED_MODEL_DIR / f"{model_type}_model"
 
 
 def _stored_layers(model):
@@ -106,6 +106,9 @@ def read_model_info(directory: Path) -> dict:
         if info.get(key) != value:
             raise ModelError(f"{directory}: saved with {key}={info.get(key)!r}, this code expects {value!r}; "
                              "retrain it with this version")
+    if info.get("input_size") != INPUT_SIZES.get(info.get("model_type")):
+        raise ModelError(f"{directory}: a {info.get('model_type')!r} model with input size {info.get('input_size')} "
+                         "does not match this code's architectures; retrain it with this version")
     return info
 
 
@@ -117,9 +120,6 @@ def load_model(directory: Path, model_type: str | None = None):
     info = read_model_info(directory)
     if model_type and info.get("model_type") != model_type:
         raise ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
-    if info.get("input_size") != build_model.INPUT_SIZES.get(info.get("model_type")):
-        raise ModelError(f"{directory}: input size {info.get('input_size')} does not match the "
-                         f"{info.get('model_type')} architecture; retrain it with this version")
     model = build_model.build_model(info["model_type"])
     with np.load(directory / "weights.npz") as stored:
         weights = dict(stored)

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 import build_model
 import model_store
+import paths
 import utk_data
 from face_crop import CROP_INFO
 from labels import GENDERS, MAX_AGE, RACES
@@ -26,7 +27,7 @@ DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled target
 @dataclass
 class TrainConfig:
     model_type: str = "facenet"
-    data_paths: list[Path] = field(default_factory=lambda: list(utk_data.DEFAULT_DATA_PATHS))
+    data_paths: list[Path] = field(default_factory=lambda: list(paths.DEFAULT_DATA_PATHS))
     epochs: int | None = None  # facenet: fine-tuning epochs after the head warm-up
     batch_size: int = 64
     model_dir: Path | None = None
@@ -94,13 +95,11 @@ def make_augmenter(seed: int):
 
     def degrade(image):
         size = tf.shape(image)[0]
-        if generator.uniform(()) < 0.3:
-            small = generator.uniform((), tf.maximum(size // 4, 16), size, dtype=tf.int32)
-            image = tf.image.resize(tf.image.resize(image, (small, small)), (size, size))
-        image = tf.cast(tf.clip_by_value(image, 0, 255), tf.uint8)
-        if generator.uniform(()) < 0.5:
-            image = tf.image.adjust_jpeg_quality(image, generator.uniform((), 30, 95, dtype=tf.int32))
-        return tf.cast(image, tf.float32)
+        small = generator.uniform((), tf.maximum(size // 4, 16), size, dtype=tf.int32)
+        blurred = tf.image.resize(tf.image.resize(image, (small, small)), (size, size))
+        image = tf.cast(tf.clip_by_value(tf.where(generator.uniform(()) < 0.3, blurred, image), 0, 255), tf.uint8)
+        compressed = tf.image.adjust_jpeg_quality(image, generator.uniform((), 30, 95, dtype=tf.int32))
+        return tf.cast(tf.where(generator.uniform(()) < 0.5, compressed, image), tf.float32)
 
     def augment(images):
         images = geometry_and_light(tf.cast(images, tf.float32), training=True)
@@ -187,7 +186,7 @@ def _teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -
     data = prepare_data(config.data_paths, info["input_size"], config.use_cache)
     manifest = (Path(teacher_dir) / model_store.MANIFEST).read_bytes()
     key = _data_key(data.frame.iloc[rows], hashlib.sha256(manifest).hexdigest())
-    path = utk_data.CACHE_DIR / f"teacher-{key}.npz"
+    path = paths.CACHE_DIR / f"teacher-{key}.npz"
     if config.use_cache and path.is_file():
         with np.load(path) as stored:
             return dict(stored)
@@ -286,13 +285,13 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     map_shape = tuple(stem.output.shape[1:])
     key = _data_key(data.frame, map_shape)
     originals = _cached_array(
-        utk_data.CACHE_DIR / f"facenet-maps-{key}.npy", len(data.frame), map_shape,
+        paths.CACHE_DIR / f"facenet-maps-{key}.npy", len(data.frame), map_shape,
         lambda a, b: stem.predict_on_batch(scale(data.images[a:b])), 32, "caching FaceNet features", config.use_cache)
     unique_train = data.part("train")
     augment = make_augmenter(config.seed + 100)
     copies = [
         _cached_array(
-            utk_data.CACHE_DIR / f"facenet-maps-aug{c}-{key}.npy", len(unique_train), map_shape,
+            paths.CACHE_DIR / f"facenet-maps-aug{c}-{key}.npy", len(unique_train), map_shape,
             lambda a, b: stem.predict_on_batch(scale(augment(data.images[unique_train[a:b]]))), 32,
             f"caching augmented features ({c + 1}/{config.augmented_copies})", config.use_cache)
         for c in range(config.augmented_copies)]
@@ -344,7 +343,7 @@ def train(config: TrainConfig) -> Path:
         plots.plot_distributions(data.frame, data_stats / "raw_data_stats", "all de-duplicated images")
         plots.plot_distributions(data.frame.iloc[train_rows], data_stats / "adjusted_data_stats",
                                  "training part after rebalancing")
-    checkpoint_dir = utk_data.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{_data_key(data.frame, config.model_type)}"
+    checkpoint_dir = paths.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{_data_key(data.frame, config.model_type)}"
     trainer = _train_facenet if config.model_type == "facenet" else _train_normal
     model, history = trainer(config, data, train_rows, checkpoint_dir)
     info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],

@@ -16,13 +16,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+import paths
 from labels import AGE_BUCKETS, MAX_AGE, age_bucket
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_PATHS = (REPO_ROOT / "dataset_1.tar.gz", REPO_ROOT / "dataset_2.tar.gz")
-CACHE_DIR = REPO_ROOT / ".cache"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLIT_FRACTIONS = (("train", 0.70), ("val", 0.10), ("test", 0.20))
 # age, gender, race, then anything; tolerates a stray space or a missing dot before the extension
@@ -63,16 +61,28 @@ def _is_image_name(name: str) -> bool:
     return name.lower().rstrip().endswith(IMAGE_EXTENSIONS) or name.lower().endswith("jpg.chip.jpg")
 
 
+def _check_archive(path: Path) -> None:
+    """Read an archive's member list once, so a damaged one is reported before any work starts."""
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for _ in archive:
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: corrupt archive ({error})") from None
+
+
 def _resolve_sources(data_paths: Iterable[str | Path]) -> list[Path]:
-    paths = [Path(p) for p in data_paths]
-    if not paths:
+    sources = [Path(p) for p in data_paths]
+    if not sources:
         raise DataError("no data path given")
-    for path in paths:
+    for path in sources:
         if not path.exists():
             raise DataError(f"{path}: no such file or folder (download UTKFace, see README)")
-        if path.is_file() and not tarfile.is_tarfile(path):
-            raise DataError(f"{path}: not a folder of images nor a readable .tar.gz archive")
-    return paths
+        if path.is_file():
+            if not tarfile.is_tarfile(path):
+                raise DataError(f"{path}: not a folder of images nor a readable .tar.gz archive")
+            _check_archive(path)
+    return sources
 
 
 def _is_archive_name(name: str) -> bool:
@@ -114,9 +124,9 @@ def decode_square(data: bytes, size: int) -> np.ndarray | None:
     return cv2.cvtColor(cv2.resize(image, (size, size), interpolation=interpolation), cv2.COLOR_BGR2RGB)
 
 
-def _cache_key(paths: list[Path], size: int) -> str:
+def _cache_key(sources: list[Path], size: int) -> str:
     digest = hashlib.sha256(f"v1:{size}".encode())
-    for path in paths:
+    for path in sources:
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
         for file in files:
             if file.is_file():
@@ -129,13 +139,13 @@ def load_utkface(data_paths: Iterable[str | Path], image_size: int, use_cache: b
     """Decode every labelled UTKFace image under data_paths, skipping (and counting) the unusable ones.
 
     The decoded arrays are cached under .cache/ so later runs start in seconds."""
-    paths = _resolve_sources(data_paths)
-    cache = CACHE_DIR / f"utk-{_cache_key(paths, image_size)}"
+    sources = _resolve_sources(data_paths)
+    cache = paths.CACHE_DIR / f"utk-{_cache_key(sources, image_size)}"
     if use_cache and (cache / "labels.csv").is_file():
         log.info("using decoded images cached in %s", cache)
         return UtkDataset(np.load(cache / "images.npy"), pd.read_csv(cache / "labels.csv", dtype={"sha256": str}))
     images, rows, unlabeled, undecodable = [], [], 0, 0
-    for name, data in tqdm(iter_image_files(paths), desc="decoding images", unit="img"):
+    for name, data in tqdm(iter_image_files(sources), desc="decoding images", unit="img"):
         label = parse_utk_name(name)
         if label is None:
             unlabeled += 1
@@ -149,7 +159,7 @@ def load_utkface(data_paths: Iterable[str | Path], image_size: int, use_cache: b
     log.info("loaded %d images; skipped %d without UTKFace labels, %d that do not decode",
              len(rows), unlabeled, undecodable)
     if not rows:
-        raise DataError(f"no labelled UTKFace images in {', '.join(map(str, paths))} "
+        raise DataError(f"no labelled UTKFace images in {', '.join(map(str, sources))} "
                         "(names must look like 25_0_1_20170116174525125.jpg.chip.jpg)")
     dataset = UtkDataset(np.stack(images), pd.DataFrame(rows, columns=["name", "age", "gender", "race", "sha256"]))
     if use_cache:

@@ -49,11 +49,15 @@ def astronaut_jpg(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
-    """Keep the tests' decoded-image, feature and checkpoint caches out of the repository's .cache/."""
-    import utk_data
+    """Keep the tests' decoded-image, feature and checkpoint caches out of the repository's .cache/,
+    in this process and in the command lines the tests start."""
+    import os
 
-    utk_data.CACHE_DIR = tmp_path_factory.mktemp("cache")
-    return utk_data.CACHE_DIR
+    import paths
+
+    paths.CACHE_DIR = tmp_path_factory.mktemp("cache")
+    os.environ["FACE_ANALYSIS_CACHE"] = str(paths.CACHE_DIR)
+    return paths.CACHE_DIR
 
 
 def run_cli(*args) -> int:

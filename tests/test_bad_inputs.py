@@ -131,22 +131,25 @@ def test_json_into_a_missing_folder_fails_before_any_work(tmp_path, astronaut_jp
 
 def test_ctrl_c_mid_batch_keeps_the_results_so_far(tmp_path, astronaut_jpg, monkeypatch, capsys):
     import analyzer
+    import run_model
 
-    for i in range(4):
-        (tmp_path / f"p{i}.jpg").write_bytes(astronaut_jpg.read_bytes())
-    real, calls = analyzer.FaceAnalyzer.analyze_image, []
+    count = run_model.MAX_BATCH_IMAGES + 4
+    for i in range(count):
+        (tmp_path / f"p{i:02d}.jpg").write_bytes(astronaut_jpg.read_bytes())
+    real, calls = analyzer.FaceAnalyzer.predict_crops, []
 
-    def interrupt_third(self, image, name):
-        calls.append(name)
-        if len(calls) == 3:
+    def interrupt_second_call(self, crops, batch_size=32):
+        calls.append(len(crops))
+        if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, image, name)
+        return real(self, crops, batch_size)
 
-    monkeypatch.setattr(analyzer.FaceAnalyzer, "analyze_image", interrupt_third)
+    monkeypatch.setattr(analyzer.FaceAnalyzer, "predict_crops", interrupt_second_call)
     target = tmp_path / "out.json"
     assert run_cli("run", "--img", tmp_path / "p*.jpg", "--model_type", "normal", "--json", target) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert [Path(r["image"]).name for r in json.loads(target.read_text())] == ["p0.jpg", "p1.jpg"]
+    names = [Path(r["image"]).name for r in json.loads(target.read_text())]
+    assert names == [f"p{i:02d}.jpg" for i in range(run_model.MAX_BATCH_IMAGES)]
 
 
 def test_video_faults(tmp_path, astronaut_jpg, capsys):

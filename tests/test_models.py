@@ -115,3 +115,21 @@ def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
     assert (directory / "weights.npz").read_bytes() == before
     model_store.load_model(directory, "normal")
     assert not any(p.name.startswith(".") for p in directory.parent.iterdir())
+
+
+def test_litert_export_agrees_with_keras(saved_normal, tiny_utk):
+    """The TFLite model run by LiteRT gives the Keras model's classes, and its age within 0.5 year."""
+    import lite_model
+    import train_model
+    from labels import MAX_AGE
+
+    model, directory = saved_normal
+    lite, info = lite_model.load_lite_model(directory, "normal")
+    assert lite_model.tflite_path(directory).is_file()
+    keras_model, _ = model_store.load_model(directory, "normal")
+    images = train_model.prepare_data([tiny_utk], 64, use_cache=False).images.astype("float32")
+    expected, got = keras_model.predict_on_batch(images), lite(images)
+    ages = np.arange(MAX_AGE + 1)
+    assert np.abs(expected["age"] @ ages - got["age"] @ ages).max() < 0.5
+    for key in ("gender", "race"):
+        assert (expected[key].argmax(1) == got[key].argmax(1)).all()

@@ -101,6 +101,8 @@ def test_video_file_to_annotated_video_and_json(astronaut_jpg, tmp_path):
     assert len(with_face) >= 20
     for frame in frames:
         check_result_schema({k: v for k, v in frame.items() if k != "frame"})
+    track_ids = [f["faces"][0]["track_id"] for f in with_face]
+    assert max(track_ids.count(t) for t in set(track_ids)) >= 20  # one face, followed as one track
 
 
 def test_video_that_cannot_be_opened_is_a_clean_error(tmp_path, capsys):

@@ -1,0 +1,87 @@
+"""Fast inference without TensorFlow: saved models exported to TFLite and run by the LiteRT interpreter.
+
+A TFLite file is derived from a saved model (it is never committed): `train` writes it at the end, and
+the first `run` of a model without one builds it once (that needs TensorFlow) into .cache/tflite/."""
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+import model_store
+import paths
+
+OUTPUTS = ("age", "gender", "race")
+
+
+def tflite_path(directory: Path) -> Path:
+    """Where the TFLite export of a saved model lives: named after the hash of the model's manifest."""
+    digest = hashlib.sha256((Path(directory) / model_store.MANIFEST).read_bytes()).hexdigest()[:16]
+    return paths.CACHE_DIR / "tflite" / f"{digest}.tflite"
+
+
+def export_tflite(model, path: Path) -> Path:
+    """Convert a Keras model to TFLite (float32), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.tflite")
+    with quiet_stderr():
+        model.export(str(tmp), format="litert", verbose=False)
+    os.replace(tmp, path)
+    return path
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence what native libraries print straight to stderr (TensorFlow and LiteRT start-up notes)."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class LiteModel:
+    """A TFLite model behind the same call as a Keras one: uint8-range images in, softmax dict out."""
+
+    def __init__(self, path: Path, num_threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        with quiet_stderr():
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            signature = self.interpreter.get_signature_list()["serving_default"]
+            self.input_name = signature["inputs"][0]
+            self.runner = self.interpreter.get_signature_runner()
+            shape = self.interpreter.get_input_details()[0]["shape_signature"]
+            self.input_size = int(shape[1])
+            self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # warm-up
+        if set(signature["outputs"]) != set(OUTPUTS):
+            raise model_store.ModelError(f"{path}: outputs {signature['outputs']} are not {list(OUTPUTS)}")
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.runner(**{self.input_name: np.asarray(images, np.float32)})
+        return {name: np.asarray(outputs[name]) for name in OUTPUTS}
+
+
+def load_lite_model(directory: Path, model_type: str | None = None) -> tuple[LiteModel, dict]:
+    """(LiteModel, info) of a saved model, after its manifest check; builds the TFLite file if missing."""
+    info = model_store.read_model_info(directory)
+    if model_type and info.get("model_type") != model_type:
+        raise model_store.ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
+    path = tflite_path(directory)
+    if not path.is_file():
+        with quiet_stderr():
+            model, info = model_store.load_model(directory, model_type)
+        export_tflite(model, path)
+    try:
+        lite = LiteModel(path)
+    except (ValueError, RuntimeError) as error:
+        raise model_store.ModelError(f"{path}: unusable TFLite file ({error}); delete it to rebuild it") from None
+    if lite.input_size != info["input_size"]:
+        raise model_store.ModelError(f"{path}: input size {lite.input_size}, the model says {info['input_size']}")
+    return lite, info
