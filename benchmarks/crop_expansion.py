@@ -1,10 +1,10 @@
-"""Which crop of a Haar box makes predictions on detected faces agree with predictions on UTKFace chips?
+"""Which crop of a detector's box makes predictions on detected faces agree with predictions on UTKFace chips?
 
-Each test chip is pasted into a larger frame (border replicated, as context), Haar finds the face, and
-the face is cropped at several scales and vertical shifts of the box. Agreement with the prediction on
-the chip itself is reported per crop, along with where the box sits on the chip.
+Each test chip is pasted into a larger frame (border replicated, as context), the detector finds the face,
+and the face is cropped at several scales and vertical shifts around the detector's `chip_crop`. Agreement
+with the prediction on the chip itself is reported per crop, along with where the box sits on the chip.
 
-    python benchmarks/crop_expansion.py --model_type facenet --data_path ../shared/data/UTKFace --images 400
+    python benchmarks/crop_expansion.py --model_type facenet --detector yunet --images 300
 """
 import argparse
 import io
@@ -24,8 +24,8 @@ import train_model  # noqa: E402
 from analyzer import FaceAnalyzer  # noqa: E402
 from labels import MAX_AGE  # noqa: E402
 
-SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.4, 1.6)
-SHIFTS = (0.0, 0.085, 0.15)
+SCALE_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
+SHIFT_FACTORS = (0.0, 1.0, 1.5)
 AGES = np.arange(MAX_AGE + 1)
 
 
@@ -33,17 +33,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model_type", default="facenet")
     parser.add_argument("--data_path", nargs="+", default=["../shared/data/UTKFace"])
-    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--detector", default="yunet")
+    parser.add_argument("--images", type=int, default=300)
     args = parser.parse_args()
 
-    analyzer = FaceAnalyzer(args.model_type)
+    analyzer = FaceAnalyzer(args.model_type, detector=args.detector)
+    base = analyzer.detector.chip_crop
+    scales = [round(base["scale"] * f, 3) for f in SCALE_FACTORS]
+    shifts = [round(base["shift_y"] * f, 3) for f in SHIFT_FACTORS]
     directory = model_store.default_model_dir(args.model_type)
     split = pd.read_csv(io.StringIO(model_store.read_text_file(directory, "split.csv")), dtype={"sha256": str})
     data = train_model.prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)
 
-    chips, crops, geometry = [], {(s, d): [] for s in SCALES for d in SHIFTS}, []
+    chips, crops, geometry = [], {(s, d): [] for s in scales for d in shifts}, []
     for row in picks:
         chip = data.images[row]
         frame = cv2.copyMakeBorder(chip, 80, 80, 80, 80, cv2.BORDER_REPLICATE)
@@ -53,7 +57,8 @@ def main():
         if len(boxes) != 1:
             continue
         x, y, w, h = boxes[0]
-        geometry.append((160 / w, (80 + 80 - (x + w / 2)) / w, (80 + 80 - (y + h / 2)) / h))
+        side = chip.shape[0]
+        geometry.append((side / max(w, h), (80 + side / 2 - (x + w / 2)) / w, (80 + side / 2 - (y + h / 2)) / h))
         chips.append(face_crop.whole_image(chip, analyzer.input_size))
         for scale, shift in crops:
             crops[(scale, shift)].append(face_crop.crop_face(frame, boxes[0], analyzer.input_size, scale, shift))
@@ -61,7 +66,7 @@ def main():
     reference = analyzer.predict_crops(np.stack(chips))
     ref_age = reference["age"] @ AGES
     geometry = np.array(geometry)
-    print(f"{len(chips)} of {len(picks)} test chips with one Haar face; chip side / box width "
+    print(f"{args.detector}: {len(chips)} of {len(picks)} test chips with one face found; chip side / box side "
           f"{np.median(geometry[:, 0]):.3f}, chip centre offset x {np.median(geometry[:, 1]):+.3f} w, "
           f"y {np.median(geometry[:, 2]):+.3f} h (medians)")
     rows = []
@@ -72,6 +77,7 @@ def main():
                      "gender_agreement": float((out["gender"].argmax(1) == reference["gender"].argmax(1)).mean()),
                      "race_agreement": float((out["race"].argmax(1) == reference["race"].argmax(1)).mean())})
     table = pd.DataFrame(rows).sort_values("age_difference")
+    print(f"shipped crop: scale {base['scale']}, shift_y {base['shift_y']}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import face_detection  # noqa: E402
+from face_tracking import iou  # noqa: E402
 from image_io import load_image  # noqa: E402
 
 SCENES = ROOT.parent / "shared" / "data" / "scenes"
@@ -30,15 +31,6 @@ class OriginalHaar:
 
     def detect(self, image):
         return [tuple(map(int, b)) for b in self.cascade.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 1.05, 5)]
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    return inter / float(aw * ah + bw * bh - inter)
 
 
 def evaluate(detector, scenes: dict, repeats: int) -> dict:

@@ -74,8 +74,6 @@ class FaceAnalyzer:
         directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
         self.model, self.info = lite_model.load_lite_model(directory, model_type)
         self.input_size = int(self.info["input_size"])
-        crop = self.info.get("crop", face_crop.CROP_INFO)
-        self.crop_scale, self.crop_shift_y = crop["scale"], crop["shift_y"]
         self.detector_name = detector
         self._per_thread = threading.local()
         self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
@@ -98,7 +96,8 @@ class FaceAnalyzer:
         size = self.input_size
         if self.detector.boxes_are_chips:
             return np.stack([face_crop.whole_image(image[y:y + h, x:x + w], size) for x, y, w, h in boxes])
-        return np.stack([face_crop.crop_face(image, box, size, self.crop_scale, self.crop_shift_y) for box in boxes])
+        crop = self.detector.chip_crop
+        return np.stack([face_crop.crop_face(image, box, size, crop["scale"], crop["shift_y"]) for box in boxes])
 
     def predict_crops(self, crops: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
         """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops."""

@@ -4,23 +4,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Measured by benchmarks/crop_expansion.py: on UTKFace chips the Haar box is about as wide as the chip
-# and sits slightly high, so a chip-like crop is a square of CROP_SCALE box widths centred
-# CROP_SHIFT_Y box heights below the box centre.
-CROP_SCALE = 1.0
-CROP_SHIFT_Y = 0.085
-CROP_INFO = {"scale": CROP_SCALE, "shift_y": CROP_SHIFT_Y}
 
-
-def chip_square(box, scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> tuple[int, int, int]:
-    """(left, top, side) of the square crop for a detected box (x, y, w, h)."""
+def chip_square(box, scale: float, shift_y: float) -> tuple[int, int, int]:
+    """(left, top, side) of the square of `scale` times the box's longer side, centred `shift_y` box heights
+    below the centre of a detected box (x, y, w, h). Each detector knows the values that make it look like
+    a UTKFace chip (face_detection, measured by benchmarks/crop_expansion.py)."""
     x, y, w, h = box
     side = max(1, int(round(scale * max(w, h))))
     cx, cy = x + w / 2.0, y + h / 2.0 + shift_y * h
     return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side
 
 
-def crop_face(image: np.ndarray, box, size: int, scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> np.ndarray:
+def crop_face(image: np.ndarray, box, size: int, scale: float, shift_y: float) -> np.ndarray:
     """The size x size RGB crop of a face; parts outside the image are filled by replicating its border."""
     left, top, side = chip_square(box, scale, shift_y)
     height, width = image.shape[:2]

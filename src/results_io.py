@@ -91,3 +91,33 @@ class CsvWriter:
     def close(self) -> None:
         if self.stream is not sys.stdout:
             self.stream.close()
+
+
+class ResultWriters:
+    """The --json and --csv outputs of a run together; either may be absent. Use it as a context manager."""
+
+    def __init__(self, json_path=None, csv_path=None):
+        self.json = JsonListWriter(json_path) if json_path else None
+        try:
+            self.csv = CsvWriter(csv_path) if csv_path else None
+        except OSError:
+            self.close()
+            raise
+        self.to_stdout = "-" in (str(json_path), str(csv_path))
+
+    def write(self, result: ImageResult, frame: int | None = None) -> None:
+        if self.json:
+            self.json.write(result.to_json() if frame is None else {"frame": frame, **result.to_json()})
+        if self.csv:
+            self.csv.write(result, frame)
+
+    def close(self) -> None:
+        for writer in (self.json, self.csv):
+            if writer:
+                writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -135,12 +135,10 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
                show: bool = False, quiet: bool = False, workers: int = 2) -> RunSummary:
     """Analyse every input; a bad file is reported on stderr and the batch goes on."""
     summary, used = RunSummary(), set()
-    json_writer = results_io.JsonListWriter(json_path) if json_path else None
-    csv_writer = results_io.CsvWriter(csv_path) if csv_path else None
+    writers = results_io.ResultWriters(json_path, csv_path)
     if out_dir is not None:
         out_dir = writable_folder(Path(out_dir))
         summary.failed += out_dir is None
-    to_stdout = "-" in (str(json_path), str(csv_path))
     display = show
     try:
         items = list(image_io.expand_inputs(inputs))
@@ -154,14 +152,11 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
             if p.error is not None:
                 tqdm.write(f"error: {p.error}", file=sys.stderr)
                 summary.failed += 1
-            elif not to_stdout and not quiet:
+            elif not writers.to_stdout and not quiet:
                 tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
                 for face in result.faces:
                     tqdm.write("  " + results_io.describe_face(face))
-            if json_writer:
-                json_writer.write(result.to_json())
-            if csv_writer:
-                csv_writer.write(result)
+            writers.write(result)
             if p.image is not None:
                 annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
                 if out_dir is not None:
@@ -174,10 +169,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
                     display = False
         progress.close()
     finally:
-        if json_writer:
-            json_writer.close()
-        if csv_writer:
-            csv_writer.close()
+        writers.close()
         if show:
             cv2.destroyAllWindows()
     return summary

@@ -18,7 +18,6 @@ import build_model
 import model_store
 import paths
 import utk_data
-from face_crop import CROP_INFO
 from labels import GENDERS, MAX_AGE, RACES
 
 log = logging.getLogger(__name__)
@@ -347,7 +346,7 @@ def train(config: TrainConfig) -> Path:
     trainer = _train_facenet if config.model_type == "facenet" else _train_normal
     model, history = trainer(config, data, train_rows, checkpoint_dir)
     info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],
-            "crop": CROP_INFO, "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
+            "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
             "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             "training_seconds": round(time.time() - started)}
@@ -355,5 +354,8 @@ def train(config: TrainConfig) -> Path:
     model_store.save_model(model, config.model_dir, info, {
         "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history))})
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    import lite_model
+
+    lite_model.export_tflite(model, lite_model.tflite_path(config.model_dir))  # what `run` executes
     log.info("saved %s model to %s after %.0f s", config.model_type, config.model_dir, time.time() - started)
     return config.model_dir

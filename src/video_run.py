@@ -103,8 +103,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer, summary, tracker, worker = None, VideoSummary(), FaceTracker(), _ModelWorker(analyzer)
-    json_writer = results_io.JsonListWriter(json_path) if json_path else None
-    csv_writer = results_io.CsvWriter(csv_path) if csv_path else None
+    writers = results_io.ResultWriters(json_path, csv_path)
     frames, stop = queue.Queue(maxsize=8), threading.Event()
     reader = threading.Thread(target=_read_frames, args=(capture, frames, stop, live), daemon=True)
     reader.start()
@@ -136,10 +135,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                 faces = [t.prediction() for t in tracks]
                 annotated = cv2.cvtColor(results_io.draw_faces(rgb, faces), cv2.COLOR_RGB2BGR)
                 result = ImageResult(f"{source}#{summary.frames}", rgb.shape[1], rgb.shape[0], faces)
-                if json_writer:
-                    json_writer.write({"frame": summary.frames, **result.to_json()})
-                if csv_writer:
-                    csv_writer.write(result, summary.frames)
+                writers.write(result, summary.frames)
                 if output:
                     if writer is None:
                         writer = _open_writer(output, fps, annotated.shape)
@@ -164,10 +160,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
         capture.release()
         if writer is not None:
             writer.release()
-        if json_writer:
-            json_writer.close()
-        if csv_writer:
-            csv_writer.close()
+        writers.close()
         if show:
             cv2.destroyAllWindows()
     if summary.frames == 0:
