@@ -81,6 +81,7 @@ def write_report(metrics: dict, predicted: pd.DataFrame, images: np.ndarray, his
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "report.md").write_text(markdown_report(metrics))
     summary = {k: metrics[k] for k in ("images", "age_mae", "gender_accuracy", "race_accuracy")}
     pd.DataFrame([summary]).to_csv(out_dir / "summary.csv", index=False)
     pd.DataFrame(metrics["age_mae_by_bucket"]).to_csv(out_dir / "age_mae_by_bucket.csv", index=False)
@@ -97,6 +98,32 @@ def write_report(metrics: dict, predicted: pd.DataFrame, images: np.ndarray, his
     plots.plot_prediction_grid(images, predicted, out_dir / "prediction_grid.png")
     if history is not None and len(history):
         plots.plot_training_curves(history, out_dir / "training_curves.png")
+
+
+def markdown_report(metrics: dict) -> str:
+    """The headline figures and the per-group tables of an evaluation, as Markdown."""
+    def pct(v):
+        return f"{100 * v:.1f} %"
+
+    lines = [f"# {metrics['model_type']} model on the {metrics['split']} split ({metrics['images']} images)", "",
+             "| age MAE (years) | gender accuracy | race accuracy |", "| --- | --- | --- |",
+             f"| {metrics['age_mae']:.2f} | {pct(metrics['gender_accuracy'])} | {pct(metrics['race_accuracy'])} |", "",
+             "## Age MAE by age bucket", "", "| age | images | MAE (years) |", "| --- | --- | --- |"]
+    lines += [f"| {r['bucket']} | {r['images']} | {'' if r['age_mae'] is None else format(r['age_mae'], '.2f')} |"
+              for r in metrics["age_mae_by_bucket"]]
+    for key, column in (("by_race", "race"), ("by_gender", "gender")):
+        lines += ["", f"## By {column}", "", f"| {column} | images | age MAE | gender accuracy | race accuracy |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {r[column]} | {r['images']} | {r['age_mae']:.2f} | {pct(r['gender_accuracy'])} | "
+                  f"{pct(r['race_accuracy'])} |" for r in metrics[key]]
+    for column in ("gender", "race"):
+        report = metrics[f"{column}_report"]
+        names = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
+        lines += ["", f"## {column.capitalize()}: precision, recall, F1", "", "| class | precision | recall | F1 | images |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"| {n} | {report[n]['precision']:.3f} | {report[n]['recall']:.3f} | {report[n]['f1-score']:.3f} | "
+                  f"{int(report[n]['support'])} |" for n in names]
+    return "\n".join(lines) + "\n"
 
 
 def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> np.ndarray:

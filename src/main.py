@@ -140,19 +140,6 @@ def command_train(args) -> int:
     return 0
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and Keras with their C++ start-up messages, written straight to stderr, silenced."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def describe_error(error: BaseException) -> str:
     """One line for an error: expected ones speak for themselves, others also name their type."""
     expected = ("ImageError", "ModelError", "DataError", "BackboneError", "VideoError")
@@ -167,7 +154,11 @@ def main(argv=None) -> int:
     commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate}
     try:
         if not args.debug and args.command != "run":  # run uses LiteRT and never imports TensorFlow
-            import_tensorflow_quietly()
+            from lite_model import quiet_stderr
+
+            with quiet_stderr():  # TensorFlow's C++ start-up notes
+                import keras  # noqa: F401
+                import tensorflow  # noqa: F401
         return commands[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
