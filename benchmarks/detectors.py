@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import face_detection  # noqa: E402
+import paths  # noqa: E402
 from face_tracking import iou  # noqa: E402
 from image_io import load_image  # noqa: E402
 
@@ -27,7 +28,7 @@ class OriginalHaar:
     """The original project's call: detectMultiScale(gray, 1.05, 5) on the full-size grey frame."""
 
     def __init__(self):
-        self.cascade = cv2.CascadeClassifier(str(face_detection.HAAR_XML))
+        self.cascade = cv2.CascadeClassifier(str(paths.HAAR_XML))
 
     def detect(self, image):
         return [tuple(map(int, b)) for b in self.cascade.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 1.05, 5)]
@@ -59,8 +60,10 @@ def main():
         sys.exit(f"{SCENES}: scenes not found (they live in ../shared, beside the repository)")
     scenes = json.loads((SCENES / "boxes.json").read_text())
     detectors = {"haar (original: 1.05, 5, full frame)": OriginalHaar()}
-    detectors.update({f"{name} (default settings)": face_detection.make_detector(name)
-                      for name in face_detection.DETECTORS if name != "none"})
+    for name in face_detection.DETECTORS:
+        if name != "none":
+            detectors[f"{name} (images: 640 px)"] = face_detection.make_detector(name)
+            detectors[f"{name} (video: 320 px)"] = face_detection.make_detector(name, max_side=320)
     print(f"{'detector':45s} {'recall':>8s} {'found':>7s} {'extra':>6s} {'ms/frame':>9s}")
     for name, detector in detectors.items():
         r = evaluate(detector, scenes, args.repeats)

@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import build_model
+import lite_model
 import model_store
 import paths
 import utk_data
@@ -22,6 +23,7 @@ from labels import GENDERS, MAX_AGE, RACES
 
 log = logging.getLogger(__name__)
 DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled targets
+
 
 @dataclass
 class TrainConfig:
@@ -42,7 +44,7 @@ class TrainConfig:
         self.data_paths = [Path(p) for p in self.data_paths]
         self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type)
         if self.epochs is None:
-            self.epochs = {"facenet": 4, "normal": 15}[self.model_type]
+            self.epochs = {"facenet": 4, "normal": 10}[self.model_type]
 
 
 @dataclass
@@ -342,7 +344,8 @@ def train(config: TrainConfig) -> Path:
         plots.plot_distributions(data.frame, data_stats / "raw_data_stats", "all de-duplicated images")
         plots.plot_distributions(data.frame.iloc[train_rows], data_stats / "adjusted_data_stats",
                                  "training part after rebalancing")
-    checkpoint_dir = paths.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{_data_key(data.frame, config.model_type)}"
+    run_key = _data_key(data.frame, config.model_type)
+    checkpoint_dir = paths.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{run_key}"
     trainer = _train_facenet if config.model_type == "facenet" else _train_normal
     model, history = trainer(config, data, train_rows, checkpoint_dir)
     info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],
@@ -354,8 +357,6 @@ def train(config: TrainConfig) -> Path:
     model_store.save_model(model, config.model_dir, info, {
         "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history))})
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    import lite_model
-
     lite_model.export_tflite(model, lite_model.tflite_path(config.model_dir))  # what `run` executes
     log.info("saved %s model to %s after %.0f s", config.model_type, config.model_dir, time.time() - started)
     return config.model_dir

@@ -50,7 +50,7 @@ def test_eval_writes_figures_and_plots(trained):
     assert [row["bucket"] for row in metrics["age_mae_by_bucket"]][-1] == "70+"
     assert {row["race"] for row in metrics["by_race"]} <= {"white", "black", "asian", "indian", "others"}
     for name in ("training_curves.png", "gender_confusion.png", "race_confusion.png", "age_predicted_vs_true.png",
-                 "age_mae_by_bucket.png", "prediction_grid.png", "by_race.csv", "age_mae_by_bucket.csv"):
+                 "age_mae_by_bucket.png", "prediction_grid.png", "by_race.csv", "age_mae_by_bucket.csv", "report.md"):
         assert (out / name).is_file(), name
 
 
