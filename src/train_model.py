@@ -353,7 +353,7 @@ def train(config: TrainConfig) -> Path:
             "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             "training_seconds": round(time.time() - started)}
-    split = data.frame[["name", "sha256", "age", "gender", "race", "split"]]
+    split = data.frame[["sha256", "split"]]  # content hashes only: no UTKFace names or labels are stored
     model_store.save_model(model, config.model_dir, info, {
         "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history))})
     shutil.rmtree(checkpoint_dir, ignore_errors=True)

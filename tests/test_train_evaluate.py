@@ -25,6 +25,7 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
     assert info["model_type"] == model_type
     split = pd.read_csv(model_dir / "split.csv")
     assert len(split) == 60 and set(split["split"]) <= {"train", "val", "test"}
+    assert list(split.columns) == ["sha256", "split"]
     assert split.groupby("sha256")["split"].nunique().max() == 1
     history = pd.read_csv(model_dir / "history.csv")
     assert "val_loss" in history and len(history) >= 1
