@@ -17,11 +17,11 @@ import pandas as pd
 from tqdm import tqdm
 
 import paths
+from image_io import is_image_name
 from labels import AGE_BUCKETS, MAX_AGE, age_bucket
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLIT_FRACTIONS = (("train", 0.70), ("val", 0.10), ("test", 0.20))
 # age, gender, race, then anything; tolerates a stray space or a missing dot before the extension
 _NAME_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_\d+\s*\.?(jpe?g|png)?")
@@ -57,10 +57,6 @@ def parse_utk_name(name: str) -> UtkLabel | None:
     return UtkLabel(age, gender, race)
 
 
-def _is_image_name(name: str) -> bool:
-    return name.lower().rstrip().endswith(IMAGE_EXTENSIONS) or name.lower().endswith("jpg.chip.jpg")
-
-
 def _check_archive(path: Path) -> None:
     """Read an archive's member list once, so a damaged one is reported before any work starts."""
     try:
@@ -93,7 +89,7 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
     try:
         with tarfile.open(path, "r:*") as archive:
             for member in archive:
-                if member.isfile() and _is_image_name(member.name):
+                if member.isfile() and is_image_name(member.name):
                     yield os.path.basename(member.name), archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: corrupt archive ({error})") from None
@@ -109,7 +105,7 @@ def iter_image_files(data_paths: Iterable[str | Path]) -> Iterator[tuple[str, by
             yield from _iter_archive(path)
             continue
         for file in sorted(path.rglob("*")):
-            if file.is_file() and _is_image_name(file.name):
+            if file.is_file() and is_image_name(file.name):
                 yield file.name, file.read_bytes()
             elif file.is_file() and _is_archive_name(file.name):
                 yield from _iter_archive(file)
