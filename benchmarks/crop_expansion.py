@@ -7,7 +7,6 @@ with the prediction on the chip itself is reported per crop, along with where th
     python benchmarks/crop_expansion.py --model_type facenet --detector yunet --images 300
 """
 import argparse
-import io
 import sys
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def main():
     scales = [round(base["scale"] * f, 3) for f in SCALE_FACTORS]
     shifts = [round(base["shift_y"] * f, 3) for f in SHIFT_FACTORS]
     directory = model_store.default_model_dir(args.model_type)
-    split = pd.read_csv(io.StringIO(model_store.read_text_file(directory, "split.csv")), dtype={"sha256": str})
+    split = pd.read_csv(directory / "split.csv", dtype={"sha256": str})
     data = train_model.prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)

@@ -5,7 +5,6 @@ Runs both on the model's saved test split and reports class agreement and age di
     python benchmarks/litert_agreement.py --model_type facenet --data_path ../shared/data/UTKFace
 """
 import argparse
-import io
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ def main():
         directory = model_store.default_model_dir(model_type)
         keras_model, info = model_store.load_model(directory, model_type)
         lite, _ = lite_model.load_lite_model(directory, model_type)
-        split = pd.read_csv(io.StringIO(model_store.read_text_file(directory, "split.csv")), dtype={"sha256": str})
+        split = pd.read_csv(directory / "split.csv", dtype={"sha256": str})
         data = train_model.prepare_data(args.data_path, info["input_size"])
         images = data.images[evaluate_model.select_rows(data.frame, split, "test")]
         expected = evaluate_model.predict(keras_model, images)

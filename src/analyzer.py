@@ -13,7 +13,14 @@ import lite_model
 import model_store
 from labels import GENDERS, MAX_AGE, RACES
 
-AGES = np.arange(MAX_AGE + 1, dtype=np.float32)
+AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
+
+
+def age_mean_std(distribution) -> tuple[float, float]:
+    """Mean and standard deviation in years of an age distribution over 0..MAX_AGE."""
+    distribution = np.asarray(distribution, np.float64)
+    mean = float(distribution @ AGES)
+    return mean, float(np.sqrt(max(0.0, distribution @ (AGES - mean) ** 2)))
 
 
 @dataclass
@@ -56,8 +63,7 @@ def predictions_from_outputs(outputs: dict, boxes) -> list[FacePrediction]:
     age_dist, gender_p, race_p = (np.asarray(outputs[k], np.float64) for k in ("age", "gender", "race"))
     faces = []
     for i, box in enumerate(boxes):
-        mean = float(age_dist[i] @ AGES)
-        std = float(np.sqrt(max(0.0, age_dist[i] @ (AGES - mean) ** 2)))
+        mean, std = age_mean_std(age_dist[i])
         g, r = int(gender_p[i].argmax()), int(race_p[i].argmax())
         faces.append(FacePrediction(
             box=[int(v) for v in box], age=round(mean, 1), age_std=round(std, 1), gender=GENDERS[g],

@@ -16,10 +16,10 @@ import paths
 import plots
 import train_model
 import utk_data
-from labels import AGE_BUCKETS, GENDERS, MAX_AGE, RACES, age_bucket
+from analyzer import AGES
+from labels import AGE_BUCKETS, GENDERS, RACES, age_bucket
 
 log = logging.getLogger(__name__)
-AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
 
 
 def predict(model, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -145,7 +145,7 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
     """Evaluate a saved model; writes the report under stats_dir/model_metrics/<type>_model_stats/."""
     directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
     model, info = model_store.load_model(directory, model_type)
-    split_table = pd.read_csv(io.StringIO(model_store.read_text_file(directory, "split.csv")), dtype={"sha256": str})
+    split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # checked by load_model
     data = train_model.prepare_data(data_paths or paths.DEFAULT_DATA_PATHS, info["input_size"], use_cache)
     rows = select_rows(data.frame, split_table, split)
     if len(rows) == 0:
@@ -154,7 +154,7 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
     predicted = prediction_frame(frame, predict(model, images))
     metrics = {"model_type": model_type, "split": split, **compute_metrics(predicted)}
     if stats_dir is not None:
-        history_text = model_store.read_text_file(directory, "history.csv")
+        history_text = (directory / "history.csv").read_text()
         history = pd.read_csv(io.StringIO(history_text)) if history_text.strip() else None
         out_dir = Path(stats_dir) / "model_metrics" / f"{model_type}_model_stats"
         write_report(metrics, predicted, images, history, out_dir)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyzer import AGES, FacePrediction
+from analyzer import FacePrediction, age_mean_std
 from labels import GENDERS, RACES
 
 
@@ -36,8 +36,7 @@ class Track:
 
     def add_outputs(self, age_distribution, gender, race, smoothing: float = 0.3) -> None:
         """Fold one model output in: a running average of the age, averaged class probabilities."""
-        mean = float(age_distribution @ AGES)
-        std = float(np.sqrt(max(0.0, age_distribution @ (AGES - mean) ** 2)))
+        mean, std = age_mean_std(age_distribution)
         weight = 1.0 if self.updates == 0 else smoothing
         self.age += weight * (mean - self.age)
         self.age_std += weight * (std - self.age_std)

@@ -70,9 +70,7 @@ class LiteModel:
 
 def load_lite_model(directory: Path, model_type: str | None = None) -> tuple[LiteModel, dict]:
     """(LiteModel, info) of a saved model, after its manifest check; builds the TFLite file if missing."""
-    info = model_store.read_model_info(directory)
-    if model_type and info.get("model_type") != model_type:
-        raise model_store.ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
+    info = model_store.read_model_info(directory, model_type)
     path = tflite_path(directory)
     if not path.is_file():
         with quiet_stderr():

@@ -84,8 +84,8 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_model_info(directory: Path) -> dict:
-    """model.json of a saved model, after checking every file against the manifest."""
+def read_model_info(directory: Path, model_type: str | None = None) -> dict:
+    """model.json of a saved model (of `model_type` when given), after checking every file against the manifest."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
@@ -106,6 +106,8 @@ def read_model_info(directory: Path) -> dict:
         if info.get(key) != value:
             raise ModelError(f"{directory}: saved with {key}={info.get(key)!r}, this code expects {value!r}; "
                              "retrain it with this version")
+    if model_type and info.get("model_type") != model_type:
+        raise ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
     if info.get("input_size") != INPUT_SIZES.get(info.get("model_type")):
         raise ModelError(f"{directory}: a {info.get('model_type')!r} model with input size {info.get('input_size')} "
                          "does not match this code's architectures; retrain it with this version")
@@ -117,9 +119,7 @@ def load_model(directory: Path, model_type: str | None = None):
     import build_model
 
     directory = Path(directory)
-    info = read_model_info(directory)
-    if model_type and info.get("model_type") != model_type:
-        raise ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
+    info = read_model_info(directory, model_type)
     model = build_model.build_model(info["model_type"])
     with np.load(directory / "weights.npz") as stored:
         weights = dict(stored)
@@ -134,12 +134,6 @@ def load_model(directory: Path, model_type: str | None = None):
             raise ModelError(f"{directory}: layer {layer.name} has weights of the wrong shape; retrain it")
         layer.set_weights([v.astype(np.float32) for v in values])
     return model, info
-
-
-def read_text_file(directory: Path, name: str) -> str:
-    """A text file saved beside a model (split, history), after the manifest check."""
-    read_model_info(directory)
-    return (Path(directory) / name).read_text()
 
 
 def csv_bytes(frame) -> bytes:
