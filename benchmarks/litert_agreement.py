@@ -13,6 +13,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+import build_model  # noqa: E402
 import evaluate_model  # noqa: E402
 import lite_model  # noqa: E402
 import model_store  # noqa: E402
@@ -33,7 +34,7 @@ def main():
         split = pd.read_csv(directory / "split.csv", dtype={"sha256": str})
         data = train_model.prepare_data(args.data_path, info["input_size"])
         images = data.images[evaluate_model.select_rows(data.frame, split, "test")]
-        expected = evaluate_model.predict(keras_model, images)
+        expected = evaluate_model.predict(build_model.inference_model(keras_model), images)
         got = {k: [] for k in expected}
         for start in range(0, len(images), 64):
             batch = lite(images[start:start + 64].astype(np.float32))

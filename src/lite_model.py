@@ -17,18 +17,24 @@ import paths
 OUTPUTS = ("age", "gender", "race")
 
 
+EXPORT_VERSION = b"inference_model-1"  # changes whenever build_model.inference_model does
+
+
 def tflite_path(directory: Path) -> Path:
     """Where the TFLite export of a saved model lives: named after the hash of the model's manifest."""
-    digest = hashlib.sha256((Path(directory) / model_store.MANIFEST).read_bytes()).hexdigest()[:16]
+    manifest = (Path(directory) / model_store.MANIFEST).read_bytes()
+    digest = hashlib.sha256(manifest + EXPORT_VERSION).hexdigest()[:16]
     return paths.CACHE_DIR / "tflite" / f"{digest}.tflite"
 
 
 def export_tflite(model, path: Path) -> Path:
-    """Convert a Keras model to TFLite (float32), written atomically."""
+    """Convert a trained Keras model, as build_model.inference_model runs it, to TFLite (float32), atomically."""
+    import build_model
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.tflite")
     with quiet_stderr():
-        model.export(str(tmp), format="litert", verbose=False)
+        build_model.inference_model(model).export(str(tmp), format="litert", verbose=False)
     os.replace(tmp, path)
     return path
 

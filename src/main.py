@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
     train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
                        help="UTKFace folders or .tar.gz archives (default: dataset_1.tar.gz dataset_2.tar.gz)")
-    train.add_argument("--epochs", type=int, help="training epochs (default: facenet 4 fine-tuning, normal 10)")
+    train.add_argument("--epochs", type=int, help="training epochs (default: facenet 4 fine-tuning, normal 20)")
     train.add_argument("--head_epochs", type=int, default=2,
                        help="facenet: epochs training the heads on the frozen backbone first (default 2)")
     train.add_argument("--batch_size", type=int, default=64, help="batch size (default 64)")

@@ -89,7 +89,8 @@ def plot_prediction_grid(images: np.ndarray, predicted: pd.DataFrame, path: Path
 
 def plot_training_curves(history: pd.DataFrame, path: Path) -> None:
     """Loss and main metric of each head per epoch, training and validation, across training phases."""
-    history = history.reset_index(drop=True)
+    # distillation trains on probability targets, so Keras names those metrics categorical_accuracy
+    history = history.reset_index(drop=True).rename(columns=lambda c: c.replace("categorical_accuracy", "accuracy"))
     x = np.arange(1, len(history) + 1)
     panels = [("age_loss", "age loss"), ("age_years_mae", "age MAE (years)"), ("gender_accuracy", "gender accuracy"),
               ("race_accuracy", "race accuracy")]

@@ -35,7 +35,8 @@ class TrainConfig:
     resume: bool = False
     seed: int = 0
     head_epochs: int = 2
-    augmented_copies: int = 2  # facenet: augmented versions of each training image whose features are cached
+    augmented_copies: int = 4  # facenet: augmented versions of each training image whose features are cached
+    ema_momentum: float = 0.998  # facenet fine-tuning: the weights kept are this moving average (~1.3 epochs)
     stats_dir: Path | None = None
     use_cache: bool = True
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
@@ -44,7 +45,7 @@ class TrainConfig:
         self.data_paths = [Path(p) for p in self.data_paths]
         self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type)
         if self.epochs is None:
-            self.epochs = {"facenet": 4, "normal": 10}[self.model_type]
+            self.epochs = {"facenet": 4, "normal": 20}[self.model_type]
 
 
 @dataclass
@@ -165,8 +166,13 @@ def _load_checkpoint(directory: Path):
 
 
 def _fit(model, train_data, val_data, epochs, initial_epoch, checkpoint):
+    import keras
+
+    callbacks = [checkpoint]
+    if model.optimizer.use_ema:  # validate with the averaged weights, the ones the model ends with
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-              callbacks=[checkpoint], verbose=1 if os.isatty(1) else 2)
+              callbacks=callbacks, verbose=1 if os.isatty(1) else 2)
 
 
 def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None):
@@ -289,13 +295,17 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
         paths.CACHE_DIR / f"facenet-maps-{key}.npy", len(data.frame), map_shape,
         lambda a, b: stem.predict_on_batch(scale(data.images[a:b])), 32, "caching FaceNet features", config.use_cache)
     unique_train = data.part("train")
-    augment = make_augmenter(config.seed + 100)
-    copies = [
-        _cached_array(
-            paths.CACHE_DIR / f"facenet-maps-aug{c}-{key}.npy", len(unique_train), map_shape,
+
+    def augmented_copy(c: int):
+        """The maps of augmented copy c; its own seed, so a copy is the same whichever copies are cached."""
+        seed = config.seed + 100 + c
+        augment = make_augmenter(seed)
+        return _cached_array(
+            paths.CACHE_DIR / f"facenet-maps-aug-{key}-seed{seed}.npy", len(unique_train), map_shape,
             lambda a, b: stem.predict_on_batch(scale(augment(data.images[unique_train[a:b]]))), 32,
             f"caching augmented features ({c + 1}/{config.augmented_copies})", config.use_cache)
-        for c in range(config.augmented_copies)]
+
+    copies = [augmented_copy(c) for c in range(config.augmented_copies)]
     # train_rows index data.frame (with repeats from rebalancing); the copies index the unique training rows
     position_in_train = np.full(len(data.frame), -1)
     position_in_train[unique_train] = np.arange(len(unique_train))
@@ -319,10 +329,13 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     if state["phase"] == "heads":
         top.get_layer(build_model.TAIL_NAME).trainable = True
         steps = max(1, config.epochs * len(train))
-        build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps))
+        build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps),
+                                  ema_momentum=config.ema_momentum)
         state = {"phase": "tail", "epoch": 0}
     if state["epoch"] < config.epochs:
         _fit(top, train, val, config.epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "tail", history))
+    elif top.optimizer.built:  # resumed after the last epoch's checkpoint: no fit() to swap in the averages
+        top.optimizer.finalize_variable_values(top.trainable_weights)
     parts = (stem, top.get_layer(build_model.TAIL_NAME), top.get_layer(build_model.HEADS_NAME))
     return build_model.build_facenet_model(parts=parts), history
 

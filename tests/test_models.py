@@ -127,9 +127,22 @@ def test_litert_export_agrees_with_keras(saved_normal, tiny_utk):
     lite, info = lite_model.load_lite_model(directory, "normal")
     assert lite_model.tflite_path(directory).is_file()
     keras_model, _ = model_store.load_model(directory, "normal")
+    keras_model = build_model.inference_model(keras_model)
     images = train_model.prepare_data([tiny_utk], 64, use_cache=False).images.astype("float32")
     expected, got = keras_model.predict_on_batch(images), lite(images)
     ages = np.arange(MAX_AGE + 1)
     assert np.abs(expected["age"] @ ages - got["age"] @ ages).max() < 0.5
     for key in ("gender", "race"):
         assert (expected[key].argmax(1) == got[key].argmax(1)).all()
+
+
+def test_inference_model_averages_the_face_and_its_mirror_image():
+    """What run and evaluate execute: the mean of the outputs on the face and on its mirror image."""
+    model = build_model.build_normal_model()
+    images = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
+    plain, mirrored = model.predict_on_batch(images), model.predict_on_batch(images[:, :, ::-1])
+    averaged = build_model.inference_model(model).predict_on_batch(images)
+    assert set(averaged) == {"age", "gender", "race"}
+    for key in averaged:
+        assert not np.allclose(plain[key], mirrored[key], atol=1e-6)  # the mirror image is a different input
+        np.testing.assert_allclose(averaged[key], (plain[key] + mirrored[key]) / 2, rtol=1e-5, atol=1e-6)

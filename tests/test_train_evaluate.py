@@ -53,6 +53,10 @@ def test_eval_writes_figures_and_plots(trained):
     for name in ("training_curves.png", "gender_confusion.png", "race_confusion.png", "age_predicted_vs_true.png",
                  "age_mae_by_bucket.png", "prediction_grid.png", "by_race.csv", "age_mae_by_bucket.csv", "report.md"):
         assert (out / name).is_file(), name
+    assert {row["race"] for row in metrics["by_race_age_10_plus"]} <= {row["race"] for row in metrics["by_race"]}
+    assert sum(row["images"] for row in metrics["by_race_age_10_plus"]) == (test_rows["age"] >= 10).sum()
+    summary = (stats / "README.md").read_text()
+    assert f"| {model_type} | {metrics['images']} | {metrics['age_mae']:.2f} |" in summary
 
 
 def test_evaluate_command_on_all_images(trained, tiny_utk, tmp_path, capsys):
