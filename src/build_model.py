@@ -122,17 +122,13 @@ def years_mae(y_true, y_pred):
     return ops.abs(expected_age(y_pred) - ops.reshape(ops.cast(y_true, "float32"), (-1,)))
 
 
-def compile_model(model: keras.Model, learning_rate, soft_targets: bool = False,
-                  ema_momentum: float | None = None) -> None:
+def compile_model(model: keras.Model, learning_rate, soft_targets: bool = False) -> None:
     """Adam with the losses and metrics of the three heads; soft_targets when gender and race targets are
-    probability vectors (distillation) instead of class indices; ema_momentum: keep an exponential moving
-    average of the weights, which replaces them when fit() ends."""
+    probability vectors (distillation) instead of class indices."""
     classification = "categorical_crossentropy" if soft_targets else "sparse_categorical_crossentropy"
     accuracy = "categorical_accuracy" if soft_targets else "accuracy"
-    optimizer = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=ema_momentum is not None,
-                                      ema_momentum=ema_momentum or 0.99)
     model.compile(
-        optimizer=optimizer,
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss={"age": age_loss, "gender": classification, "race": classification},
         metrics={"age": [years_mae], "gender": [accuracy], "race": [accuracy]},
     )

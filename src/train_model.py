@@ -35,8 +35,7 @@ class TrainConfig:
     resume: bool = False
     seed: int = 0
     head_epochs: int = 2
-    augmented_copies: int = 4  # facenet: augmented versions of each training image whose features are cached
-    ema_momentum: float = 0.998  # facenet fine-tuning: the weights kept are this moving average (~1.3 epochs)
+    augmented_copies: int = 2  # facenet: augmented versions of each training image whose features are cached
     stats_dir: Path | None = None
     use_cache: bool = True
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
@@ -166,13 +165,8 @@ def _load_checkpoint(directory: Path):
 
 
 def _fit(model, train_data, val_data, epochs, initial_epoch, checkpoint):
-    import keras
-
-    callbacks = [checkpoint]
-    if model.optimizer.use_ema:  # validate with the averaged weights, the ones the model ends with
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights())
     model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-              callbacks=callbacks, verbose=1 if os.isatty(1) else 2)
+              callbacks=[checkpoint], verbose=1 if os.isatty(1) else 2)
 
 
 def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None):
@@ -329,13 +323,10 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     if state["phase"] == "heads":
         top.get_layer(build_model.TAIL_NAME).trainable = True
         steps = max(1, config.epochs * len(train))
-        build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps),
-                                  ema_momentum=config.ema_momentum)
+        build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps))
         state = {"phase": "tail", "epoch": 0}
     if state["epoch"] < config.epochs:
         _fit(top, train, val, config.epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "tail", history))
-    elif top.optimizer.built:  # resumed after the last epoch's checkpoint: no fit() to swap in the averages
-        top.optimizer.finalize_variable_values(top.trainable_weights)
     parts = (stem, top.get_layer(build_model.TAIL_NAME), top.get_layer(build_model.HEADS_NAME))
     return build_model.build_facenet_model(parts=parts), history
 
