@@ -82,8 +82,7 @@ def build_model(model_type: str) -> keras.Model:
 
 def inference_model(model: keras.Model) -> keras.Model:
     """The model as `run` and `evaluate` use it: the average of its outputs on each face and on the face's
-    mirror image (test-time augmentation; on the test split it lowers the age MAE by 0.03 (facenet) to 0.1
-    (normal) years and gains 0.2 to 0.8 points of race accuracy, for twice the compute)."""
+    mirror image (test-time augmentation, for twice the compute; the README says what it gains)."""
     image = keras.Input(model.input.shape[1:], name="image")
     plain, mirrored = model(image), model(ops.flip(image, axis=2))
     outputs = {name: layers.Average(name=name)([plain[name], mirrored[name]]) for name in plain}

@@ -21,7 +21,8 @@ EXPORT_VERSION = b"inference_model-1"  # changes whenever build_model.inference_
 
 
 def tflite_path(directory: Path) -> Path:
-    """Where the TFLite export of a saved model lives: named after the hash of the model's manifest."""
+    """Where the TFLite export of a saved model lives: named after a hash of the model's manifest and of
+    EXPORT_VERSION, so changed weights or a changed export each get a new file."""
     manifest = (Path(directory) / model_store.MANIFEST).read_bytes()
     digest = hashlib.sha256(manifest + EXPORT_VERSION).hexdigest()[:16]
     return paths.CACHE_DIR / "tflite" / f"{digest}.tflite"
