@@ -106,14 +106,16 @@ def write_report(metrics: dict, predicted: pd.DataFrame, images: np.ndarray, his
         plots.plot_training_curves(history, out_dir / "training_curves.png")
 
 
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f} %"
+
+
 def markdown_report(metrics: dict) -> str:
     """The headline figures and the per-group tables of an evaluation, as Markdown."""
-    def pct(v):
-        return f"{100 * v:.1f} %"
-
     lines = [f"# {metrics['model_type']} model on the {metrics['split']} split ({metrics['images']} images)", "",
              "| age MAE (years) | gender accuracy | race accuracy |", "| --- | --- | --- |",
-             f"| {metrics['age_mae']:.2f} | {pct(metrics['gender_accuracy'])} | {pct(metrics['race_accuracy'])} |", "",
+             f"| {metrics['age_mae']:.2f} | {_percent(metrics['gender_accuracy'])} | "
+             f"{_percent(metrics['race_accuracy'])} |", "",
              "## Age MAE by age bucket", "", "| age | images | MAE (years) |", "| --- | --- | --- |"]
     lines += [f"| {r['bucket']} | {r['images']} | {'' if r['age_mae'] is None else format(r['age_mae'], '.2f')} |"
               for r in metrics["age_mae_by_bucket"]]
@@ -122,8 +124,8 @@ def markdown_report(metrics: dict) -> str:
     for key, column, title in tables:
         lines += ["", f"## By {title}", "", f"| {column} | images | age MAE | gender accuracy | race accuracy |",
                   "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r[column]} | {r['images']} | {r['age_mae']:.2f} | {pct(r['gender_accuracy'])} | "
-                  f"{pct(r['race_accuracy'])} |" for r in metrics[key]]
+        lines += [f"| {r[column]} | {r['images']} | {r['age_mae']:.2f} | {_percent(r['gender_accuracy'])} | "
+                  f"{_percent(r['race_accuracy'])} |" for r in metrics[key]]
     for column in ("gender", "race"):
         report = metrics[f"{column}_report"]
         names = [k for k in report if k not in ("accuracy", "macro avg", "weighted avg")]
@@ -142,9 +144,6 @@ def gender_spread(rows: list[dict]) -> tuple[float, float]:
 
 def write_statistics_readme(stats_dir: Path) -> Path:
     """stats_dir/README.md: the headline figures of every model evaluated into stats_dir, and how to redo them."""
-    def pct(value):
-        return f"{100 * value:.1f} %"
-
     lines = ["# Statistics of the shipped models", "",
              "Every figure here comes from the saved, leak-free test split (20 % of the de-duplicated UTKFace images,",
              "chosen by a hash of each image's content; no byte-identical image is on two sides). Predictions are",
@@ -159,10 +158,10 @@ def write_statistics_readme(stats_dir: Path) -> Path:
         if not path.is_file():
             continue
         m = json.loads(path.read_text())
-        spreads = [" / ".join(pct(v) for v in gender_spread(m[key])) if m.get(key) else "not measured"
+        spreads = [" / ".join(_percent(v) for v in gender_spread(m[key])) if m.get(key) else "not measured"
                    for key in ("by_race", "by_race_age_10_plus")]  # not measured: written by an older version
-        lines.append(f"| {model_type} | {m['images']} | {m['age_mae']:.2f} | {pct(m['gender_accuracy'])} | "
-                     f"{pct(m['race_accuracy'])} | {spreads[0]} | {spreads[1]} |")
+        lines.append(f"| {model_type} | {m['images']} | {m['age_mae']:.2f} | {_percent(m['gender_accuracy'])} | "
+                     f"{_percent(m['race_accuracy'])} | {spreads[0]} | {spreads[1]} |")
     lines += ["", "Per age bucket, per race and per gender, with precision, recall and F1 per class, in each model's",
               "`model_metrics/<type>_model_stats/report.md`. Those folders also hold `metrics.json`, the CSV tables",
               "and the plots: `training_curves.png`, `gender_confusion.png`, `race_confusion.png`,",

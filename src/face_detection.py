@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -53,25 +55,30 @@ class WholeImageDetector:
         return [(0, 0, int(image.shape[1]), int(image.shape[0]))]
 
 
+_LIBRARY_LOCK = threading.Lock()  # detectors are made in several threads; the environment is process-wide
+
+
+@functools.cache
 def _load_libfacedetection():
-    """The libfacedetection library inside the `yuface` wheel, with its OpenMP runtime on one thread: several
-    threads per frame only wait on each other on a small CPU (40 ms against 10 ms a 320x240 frame on 2 busy
-    cores). The setting is read once, when the library loads.
+    """The libfacedetection library inside the `yuface` wheel, loaded once, with its OpenMP runtime on one
+    thread: several threads per frame only wait on each other on a small CPU (40 ms against 10 ms a 320x240
+    frame on 2 busy cores). The setting is read once, when the library loads.
 
     yuface's own binding (`yuface.c_detect`) allocates a 36 KB result buffer on every call and never frees
     it, so the library is called here through ctypes with a buffer that the caller owns and reuses."""
-    previous = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        spec = importlib.util.find_spec("yuface")  # the package's files, without importing its binding
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("the yuface package is not installed: pip install -r requirements.txt")
-        library = ctypes.CDLL(str(Path(spec.submodule_search_locations[0]) / "libfacedetection.so.v0.0.3"))
-    finally:
-        if previous is None:
-            del os.environ["OMP_NUM_THREADS"]
-        else:
-            os.environ["OMP_NUM_THREADS"] = previous
+    with _LIBRARY_LOCK:
+        previous = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            spec = importlib.util.find_spec("yuface")  # the package's files, without importing its binding
+            if spec is None or not spec.submodule_search_locations:
+                raise RuntimeError("the yuface package is not installed: pip install -r requirements.txt")
+            library = ctypes.CDLL(str(Path(spec.submodule_search_locations[0]) / "libfacedetection.so.v0.0.3"))
+        finally:
+            if previous is None:
+                del os.environ["OMP_NUM_THREADS"]
+            else:
+                os.environ["OMP_NUM_THREADS"] = previous
     detect = library._Z14facedetect_cnnPhS_iii  # int *facedetect_cnn(uchar *result, uchar *bgr, int w, int h, int step)
     detect.restype = ctypes.POINTER(ctypes.c_int)
     detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
