@@ -14,8 +14,9 @@ MODEL_TYPES = ("facenet", "normal")
 AGE_SIGMA = 2.0  # width in years of the soft age target
 AGE_MAE_WEIGHT = 0.05
 STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"
-# FaceNet is frozen up to this node and fine-tuned after it: the 8x8 stage (10 Block17), Mixed_7a, 6 Block8
-FACENET_TRAINABLE_FROM = "InceptionResnetV1/Mixed_6a/concat"
+# FaceNet is frozen up to this node (its first six convolutions) and fine-tuned after it: the 17x17 stage
+# (5 Block35), Mixed_6a, the 8x8 stage (10 Block17), Mixed_7a, 6 Block8
+FACENET_TRAINABLE_FROM = "InceptionResnetV1/Conv2d_4b_3x3/Relu"
 
 
 def build_heads(feature_size: int, hidden: int = 256, dropout: float = 0.3) -> keras.Model:
