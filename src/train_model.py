@@ -284,7 +284,8 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     stem, tail, heads = build_model.build_facenet_parts()
     scale = lambda x: (np.asarray(x, np.float32) - 127.5) / 128.0  # noqa: E731 - FaceNet's input scaling
     map_shape = tuple(stem.output.shape[1:])
-    key = _data_key(data.frame, map_shape)
+    # the split node is part of the key: stages of FaceNet that differ can have maps of the same shape
+    key = _data_key(data.frame, build_model.FACENET_TRAINABLE_FROM, map_shape)
     originals = _cached_array(
         paths.CACHE_DIR / f"facenet-maps-{key}.npy", len(data.frame), map_shape,
         lambda a, b: stem.predict_on_batch(scale(data.images[a:b])), 32, "caching FaceNet features", config.use_cache)
