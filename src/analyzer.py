@@ -11,9 +11,12 @@ import face_crop
 import face_detection
 import lite_model
 import model_store
+from face_detection import Detection
 from labels import GENDERS, MAX_AGE, RACES
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
+DEFAULT_DETECT_SIZE = 640  # stills: the longest side the detector sees (benchmarks/detectors.py chose it)
+DEFAULT_MIN_FACE = 0  # faces smaller than this (longest box side, px) get no predictions (benchmarks/face_size.py)
 
 
 def age_mean_std(distribution) -> tuple[float, float]:
@@ -25,15 +28,21 @@ def age_mean_std(distribution) -> tuple[float, float]:
 
 @dataclass
 class FacePrediction:
-    """One face: its box (x, y, w, h) in image pixels and what the model predicts for it."""
+    """One face: its box (x, y, w, h) in image pixels, how the detector found it, and what the model predicts.
+
+    A face smaller than the analyser's `min_face` is reported (`too_small`) without predictions: the models
+    cannot tell much from so few pixels, and confident-looking labels there would mislead."""
 
     box: list[int]
-    age: float
-    age_std: float
-    gender: str
-    gender_probability: float
-    race: str
-    race_probabilities: dict[str, float]
+    age: float | None
+    age_std: float | None
+    gender: str | None
+    gender_probability: float | None
+    race: str | None
+    race_probabilities: dict[str, float] | None
+    detection_score: float | None = None
+    face_size: int = 0  # the longer side of the box, in pixels
+    too_small: bool = False
     track_id: int | None = None
 
     def to_json(self) -> dict:
@@ -58,44 +67,91 @@ class ImageResult:
                 "faces": [face.to_json() for face in self.faces], "error": self.error}
 
 
-def predictions_from_outputs(outputs: dict, boxes) -> list[FacePrediction]:
+def face_size(box) -> int:
+    return int(max(box[2], box[3]))
+
+
+def too_small_face(detection: Detection) -> FacePrediction:
+    """A face found but not analysed: box and score only."""
+    box = [int(v) for v in detection.box]
+    return FacePrediction(box, None, None, None, None, None, None, detection.score, face_size(box), too_small=True)
+
+
+def predictions_from_outputs(outputs: dict, detections: list[Detection]) -> list[FacePrediction]:
     """Turn the model's softmax outputs for a batch of faces into FacePredictions."""
     age_dist, gender_p, race_p = (np.asarray(outputs[k], np.float64) for k in ("age", "gender", "race"))
     faces = []
-    for i, box in enumerate(boxes):
+    for i, detection in enumerate(detections):
         mean, std = age_mean_std(age_dist[i])
         g, r = int(gender_p[i].argmax()), int(race_p[i].argmax())
+        box = [int(v) for v in detection.box]
         faces.append(FacePrediction(
-            box=[int(v) for v in box], age=round(mean, 1), age_std=round(std, 1), gender=GENDERS[g],
+            box=box, age=round(mean, 1), age_std=round(std, 1), gender=GENDERS[g],
             gender_probability=round(float(gender_p[i, g]), 4), race=RACES[r],
-            race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, race_p[i])}))
+            race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, race_p[i])},
+            detection_score=detection.score, face_size=face_size(box)))
     return faces
+
+
+@dataclass
+class PreparedImage:
+    """An image after detection and cropping, before the model: what `FaceAnalyzer.finish` completes."""
+
+    width: int
+    height: int
+    detections: list[Detection]
+    analysable: list[bool]  # per detection: large enough to analyse
+    crops: np.ndarray | None  # model-sized crops of the analysable faces, in order
 
 
 class FaceAnalyzer:
     """Loads a saved model (as TFLite, run by LiteRT: no TensorFlow import) and a detector once; analyses
-    images or single frames."""
+    images or single frames.
 
-    def __init__(self, model_type: str = "facenet", model_path: str | Path | None = None, detector: str = "yunet"):
-        directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
+    model_type: "facenet" or "normal"; None reads it from `model_path` (default: facenet).
+    detect_size: the longest side, in pixels, that stills are downscaled to before detection (None: full size).
+    min_face: faces whose box is smaller than this many pixels are reported without predictions."""
+
+    def __init__(self, model_type: str | None = None, model_path: str | Path | None = None,
+                 detector: str = "yunet", detect_size: int | None = DEFAULT_DETECT_SIZE,
+                 min_face: int = DEFAULT_MIN_FACE):
+        directory = model_store.resolve_model_dir(model_type, model_path)
         self.model, self.info = lite_model.load_lite_model(directory, model_type)
+        self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
-        self.detector_name = detector
+        self.detector_name, self.detect_size, self.min_face = detector, detect_size, min_face
         self._per_thread = threading.local()
         self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
-        self._per_thread.detector = face_detection.make_detector(detector)
+        self._per_thread.detector = face_detection.make_detector(detector, detect_size)
 
     @property
     def detector(self):
         """This thread's detector (OpenCV detectors are not shared between threads)."""
         if not hasattr(self._per_thread, "detector"):
-            self._per_thread.detector = face_detection.make_detector(self.detector_name)
+            self._per_thread.detector = face_detection.make_detector(self.detector_name, self.detect_size)
         return self._per_thread.detector
 
-    def detect_and_crop(self, image: np.ndarray) -> tuple[list, np.ndarray | None]:
-        """The boxes of every face and their model-sized crops (None when there is no face)."""
-        boxes = self.detector.detect(image)
-        return boxes, (self.crops(image, boxes) if boxes else None)
+    def prepare(self, image: np.ndarray) -> PreparedImage:
+        """Detect the faces of an RGB image and crop the ones large enough to analyse (thread-safe)."""
+        detections = self.detector.detect(image)
+        analysable = [self.detector.boxes_are_chips or face_size(d.box) >= self.min_face for d in detections]
+        boxes = [d.box for d, ok in zip(detections, analysable) if ok]
+        return PreparedImage(int(image.shape[1]), int(image.shape[0]), detections, analysable,
+                             self.crops(image, boxes) if boxes else None)
+
+    def finish(self, prepared: list[PreparedImage]) -> list[list[FacePrediction]]:
+        """The faces of each prepared image, the crops of all of them going through the model together."""
+        crops = [p.crops for p in prepared if p.crops is not None]
+        outputs = self.predict_crops(np.concatenate(crops)) if crops else None
+        start, results = 0, []
+        for p in prepared:
+            count = sum(p.analysable)
+            part = {k: v[start:start + count] for k, v in outputs.items()} if count else None
+            start += count
+            analysed = iter(predictions_from_outputs(part, [d for d, ok in zip(p.detections, p.analysable) if ok])
+                            if count else [])
+            results.append([next(analysed) if ok else too_small_face(d) for d, ok in zip(p.detections, p.analysable)])
+        return results
 
     def crops(self, image: np.ndarray, boxes) -> np.ndarray:
         """The model-sized crops of the given boxes, as a (N, S, S, 3) uint8 array."""
@@ -117,10 +173,4 @@ class FaceAnalyzer:
 
     def analyze(self, image: np.ndarray) -> list[FacePrediction]:
         """Every face of an RGB image with its predictions (an empty list when there is none)."""
-        boxes, crops = self.detect_and_crop(image)
-        if not boxes:
-            return []
-        return predictions_from_outputs(self.predict_crops(crops), boxes)
-
-    def analyze_image(self, image: np.ndarray, name: str) -> ImageResult:
-        return ImageResult(name, int(image.shape[1]), int(image.shape[0]), self.analyze(image))
+        return self.finish([self.prepare(image)])[0]

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 import build_model
 import model_store
+import output_guard
 import paths
 import plots
 import train_model
@@ -192,10 +193,14 @@ def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> n
 def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, split: str = "test",
              stats_dir: Path | None = paths.STATS_DIR, use_cache: bool = True) -> dict:
     """Evaluate a saved model; writes the report under stats_dir/model_metrics/<type>_model_stats/."""
-    directory = Path(model_path) if model_path else model_store.default_model_dir(model_type)
+    data_paths = data_paths or paths.DEFAULT_DATA_PATHS
+    if stats_dir is not None:
+        output_guard.check_stats_folder("--stats_dir", stats_dir, output_guard.InputSet(data_paths), paths.STATS_ENTRIES)
+    directory = model_store.resolve_model_dir(model_type, model_path)
     model, info = model_store.load_model(directory, model_type)
+    model_type = info["model_type"]
     split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # checked by load_model
-    data = train_model.prepare_data(data_paths or paths.DEFAULT_DATA_PATHS, info["input_size"], use_cache)
+    data = train_model.prepare_data(data_paths, info["input_size"], use_cache)
     rows = select_rows(data.frame, split_table, split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")

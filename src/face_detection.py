@@ -1,4 +1,4 @@
-"""Face detectors behind one interface: detect(rgb image) -> list of boxes (x, y, w, h)."""
+"""Face detectors behind one interface: detect(rgb image) -> list of Detection (box (x, y, w, h), score)."""
 from __future__ import annotations
 
 import ctypes
@@ -7,11 +7,39 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 import paths
+
+MIN_SEARCH_SIDE = 24  # an image (after downscaling) thinner than this holds no face a detector can find
+
+
+class Detection(NamedTuple):
+    """One face found: its box (x, y, w, h) in the image's pixels and the detector's confidence in 0..1
+    (None for detectors that give none: Haar, and `none`)."""
+
+    box: tuple[int, int, int, int]
+    score: float | None = None
+
+
+def downscaled(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray | None, float]:
+    """(image shrunk so its longer side is at most max_side, the scale used); (None, scale) when the result
+    would be too thin to search (an image of extreme aspect ratio)."""
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width)) if max_side else 1.0
+    size = (int(round(width * scale)), int(round(height * scale)))
+    if min(size) < MIN_SEARCH_SIDE:
+        return None, scale
+    if scale < 1.0:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def largest_first(detections: list[Detection]) -> list[Detection]:
+    return sorted(detections, key=lambda d: -d.box[2] * d.box[3])
 
 
 class HaarDetector:
@@ -25,23 +53,22 @@ class HaarDetector:
     chip_crop = {"scale": 0.98, "shift_y": 0.088}
 
     def __init__(self, xml_path: Path = paths.HAAR_XML, scale_factor: float = 1.2, min_neighbors: int = 3,
-                 max_side: int = 640, min_face_fraction: float = 0.03):
+                 max_side: int | None = 640, min_face_fraction: float = 0.03):
         self.cascade = cv2.CascadeClassifier(str(xml_path))
         if self.cascade.empty():
             raise RuntimeError(f"{xml_path}: cannot load the Haar cascade")
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.max_side, self.min_face_fraction = max_side, min_face_fraction
 
-    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Boxes of every face found, largest first, in the image's own pixel coordinates."""
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        scale = min(1.0, self.max_side / max(gray.shape))
-        if scale < 1.0:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Every face found, largest first, in the image's own pixel coordinates."""
+        gray, scale = downscaled(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image,
+                                 self.max_side)
+        if gray is None:
+            return []
         min_side = max(20, int(self.min_face_fraction * min(gray.shape)))
         faces = self.cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(min_side, min_side))
-        boxes = [tuple(int(round(v / scale)) for v in face) for face in faces]
-        return sorted(boxes, key=lambda b: -b[2] * b[3])
+        return largest_first([Detection(tuple(int(round(v / scale)) for v in face)) for face in faces])
 
 
 class WholeImageDetector:
@@ -51,8 +78,8 @@ class WholeImageDetector:
     boxes_are_chips = True
     chip_crop = None
 
-    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
-        return [(0, 0, int(image.shape[1]), int(image.shape[0]))]
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection((0, 0, int(image.shape[1]), int(image.shape[0])))]
 
 
 _LIBRARY_LOCK = threading.Lock()  # detectors are made in several threads; the environment is process-wide
@@ -95,7 +122,7 @@ class YuNetDetector:
     chip_crop = {"scale": 0.93, "shift_y": 0.114}
     _RESULT_BYTES = 0x9000  # libfacedetection's result buffer: a face count, then 16 int16 per face
 
-    def __init__(self, confidence: float = 0.6, max_side: int = 640):
+    def __init__(self, confidence: float = 0.6, max_side: int | None = 640):
         self._detect, self.confidence, self.max_side = _load_libfacedetection(), confidence, max_side
         self._result = np.zeros(self._RESULT_BYTES, np.uint8)
 
@@ -106,22 +133,24 @@ class YuNetDetector:
         count = found[0] if found else 0
         return np.frombuffer(self._result, np.int16, count=16 * count, offset=4).reshape(count, 16)[:, :5]
 
-    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Boxes of every face found, largest first, in the image's own pixel coordinates."""
-        scale = min(1.0, self.max_side / max(image.shape[:2]))
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Every face found, largest first, in the image's own pixel coordinates."""
+        small, scale = downscaled(image, self.max_side)
+        if small is None:
+            return []
         rows = self._faces(small[..., ::-1])  # the library wants BGR
-        boxes = [tuple(int(round(v / scale)) for v in row[1:5]) for row in rows if row[0] >= 100 * self.confidence]
-        return sorted(boxes, key=lambda b: -b[2] * b[3])
+        return largest_first([Detection(tuple(int(round(v / scale)) for v in row[1:5]), round(row[0] / 100, 2))
+                              for row in rows if row[0] >= 100 * self.confidence])
 
 
 DETECTORS = {"haar": HaarDetector, "yunet": YuNetDetector, "none": WholeImageDetector}
 
 
-def make_detector(name: str, max_side: int | None = None):
-    """A detector by name ("yunet", "haar" or "none"); max_side: the longest side it downscales frames to."""
+def make_detector(name: str, max_side: int | None = 640):
+    """A detector by name ("yunet", "haar" or "none"); max_side: the longest side it downscales images to
+    (None: full size)."""
     try:
         kind = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}") from None
-    return kind(max_side=max_side) if max_side and kind is not WholeImageDetector else kind()
+    return kind() if kind is WholeImageDetector else kind(max_side=max_side)

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyzer import FacePrediction, age_mean_std
+from analyzer import FacePrediction, age_mean_std, face_size, too_small_face
+from face_detection import Detection
 from labels import GENDERS, RACES
 
 
@@ -25,6 +26,7 @@ class Track:
 
     track_id: int
     box: tuple
+    score: float | None = None
     missed: int = 0
     analysed_at: float | None = None  # video time of the last model request
     pending: bool = False
@@ -45,11 +47,18 @@ class Track:
         self.updates += 1
 
     def prediction(self) -> FacePrediction:
+        """The smoothed labels; a face never analysed (too small so far) has none."""
+        if self.updates == 0:
+            face = too_small_face(Detection(self.box, self.score))
+            face.track_id = self.track_id
+            return face
         g, r = int(self.gender.argmax()), int(self.race.argmax())
+        box = [int(v) for v in self.box]
         return FacePrediction(
-            box=[int(v) for v in self.box], age=round(self.age, 1), age_std=round(self.age_std, 1),
+            box=box, age=round(self.age, 1), age_std=round(self.age_std, 1),
             gender=GENDERS[g], gender_probability=round(float(self.gender[g]), 4), race=RACES[r],
-            race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, self.race)}, track_id=self.track_id)
+            race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, self.race)},
+            detection_score=self.score, face_size=face_size(box), track_id=self.track_id)
 
 
 class FaceTracker:
@@ -61,8 +70,9 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, boxes) -> list[Track]:
+    def update(self, detections: list[Detection]) -> list[Track]:
         """The tracks seen in this frame, their boxes moved to this frame's detections."""
+        boxes = [d.box for d in detections]
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
                        reverse=True)
         matched_tracks, matched_boxes = set(), set()
@@ -71,7 +81,8 @@ class FaceTracker:
                 break
             if ti in matched_tracks or bi in matched_boxes:
                 continue
-            self.tracks[ti].box, self.tracks[ti].missed = tuple(boxes[bi]), 0
+            track = self.tracks[ti]
+            track.box, track.score, track.missed = tuple(boxes[bi]), detections[bi].score, 0
             matched_tracks.add(ti)
             matched_boxes.add(bi)
         for ti, track in enumerate(self.tracks):
@@ -79,7 +90,7 @@ class FaceTracker:
                 track.missed += 1
         for bi, box in enumerate(boxes):
             if bi not in matched_boxes:
-                self.tracks.append(Track(self._next_id, tuple(box)))
+                self.tracks.append(Track(self._next_id, tuple(box), detections[bi].score))
                 self._next_id += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return [t for t in self.tracks if t.missed == 0]

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from errors import BackboneError
+
 GRAPH_FILE = "graph_final.pb"
 GRAPH_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"
 INPUT_NODE = "input"
 BACKBONE_END = "InceptionResnetV1/Block8/add"  # last Inception-ResNet block
 INPUT_SIZE = 160
 _PREFIX = "InceptionResnetV1/"
-
-
-class BackboneError(RuntimeError):
-    """The FaceNet package is missing or its weights file is not the expected one."""
 
 
 def graph_path() -> Path:

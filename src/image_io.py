@@ -2,28 +2,28 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import re
+import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
+from errors import ImageError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
 MAX_PIXELS = 40_000_000  # larger images are decoded at a reduced size (JPEG) or refused
 MIN_SIDE = 8
+MAX_FILE_BYTES = 512 * 1024 * 1024  # an image file larger than this is refused before reading
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".gif")
+log = logging.getLogger(__name__)
 
 
-class ImageError(RuntimeError):
-    """An input image cannot be used; the message names the file and the reason."""
-
-    def __init__(self, path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
-
-
-def _header(data: bytes) -> tuple[str, int, int] | None:
-    """(format, width, height) from the file header without decoding pixels, when Pillow knows the format."""
+def _header(data: bytes) -> tuple[str, int, int, int] | None:
+    """(format, width, height, pages) from the file header without decoding pixels, when Pillow knows the format."""
     import io
 
     from PIL import Image
@@ -31,7 +31,7 @@ def _header(data: bytes) -> tuple[str, int, int] | None:
     Image.MAX_IMAGE_PIXELS = None  # only the header is read here; decode_image bounds the pixels itself
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.format or "", image.size[0], image.size[1]
+            return image.format or "", image.size[0], image.size[1], int(getattr(image, "n_frames", 1) or 1)
     except Exception:  # noqa: BLE001 - a header Pillow cannot parse is left to OpenCV to judge
         return None
 
@@ -59,6 +59,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         if header[0] != "JPEG" or header[1] * header[2] > 64 * 4 * MAX_PIXELS:
             raise ImageError(name, f"image too large ({header[1]}x{header[2]} pixels, at most {MAX_PIXELS:,})")
         flags = _reduced_flag(header[1], header[2])
+    if header and header[0] == "TIFF" and header[3] > 1:
+        log.warning("warning: %s: a TIFF of %d pages; only the first page is analysed", name, header[3])
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as error:
@@ -78,47 +80,90 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8; raises ImageError naming the file and the reason."""
+def read_image_bytes(path: str | Path) -> bytes:
+    """The bytes of an image file, refusing without opening it anything that is not a regular file (a FIFO would
+    block, a device never ends) and anything over MAX_FILE_BYTES; raises ImageError naming the file and the reason."""
     try:
-        data = Path(path).read_bytes()
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(path, "is a folder")
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else
+                    "a socket" if stat.S_ISSOCK(info.st_mode) else "a device or special file")
+            raise ImageError(path, f"not a regular file ({kind})")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageError(path, f"file too large ({info.st_size:,} bytes, at most {MAX_FILE_BYTES:,})")
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ImageError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ImageError(path, "is a folder") from None
     except PermissionError:
         raise ImageError(path, "permission denied") from None
     except OSError as error:
         raise ImageError(path, f"cannot read ({error.strerror or error})") from None
-    return decode_image(data, str(path))
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(path, f"file too large (more than {MAX_FILE_BYTES:,} bytes)")
+    return data
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8; raises ImageError naming the file and the reason."""
+    data = read_image_bytes(path)
+    try:
+        return decode_image(data, str(path))
+    except ImageError as error:
+        if is_video_name(path) and error.reason.startswith("not an image"):
+            raise ImageError(path, "a video, not an image: analyse it with --video") from None
+        raise
 
 
 def is_image_name(path: str | Path) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
-    """Each input file, the images of each folder (recursively, sorted) and each glob's matches, in order.
+def is_video_name(path: str | Path) -> bool:
+    return str(path).lower().endswith(VIDEO_EXTENSIONS)
 
-    Inputs that match nothing come out as ImageError so the caller can report them and go on."""
+
+def natural_key(text: str) -> list:
+    """Sort key putting "img2" before "img10": digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def _folder_images(folder: Path) -> Iterator[str]:
+    """The image files of a folder and its subfolders (folder links not followed), in natural order."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort(key=natural_key)
+        for file in sorted(files, key=natural_key):
+            if is_image_name(file):
+                yield os.path.join(root, file)
+
+
+def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
+    """Each input file, the images of each folder (recursively, natural order) and each glob's matches, in order.
+
+    Inputs that match nothing or cannot be looked at come out as ImageError so the caller can report them and go on."""
     for item in inputs:
+        if not str(item).strip():
+            yield ImageError(repr(str(item)), "empty path")
+            continue
         path = Path(item)
-        if path.is_dir():
-            found = False
-            for root, dirs, files in os.walk(path, followlinks=False):
-                dirs.sort()
-                for file in sorted(files):
-                    if is_image_name(file):
-                        found = True
-                        yield os.path.join(root, file)
-            if not found:
-                yield ImageError(item, "folder holds no images")
-        elif path.exists() or path.is_symlink():
-            yield str(path)
-        elif glob.has_magic(item):
-            matches = sorted(glob.glob(item, recursive=True))
-            if not matches:
-                yield ImageError(item, "pattern matches no file")
-            yield from (m for m in matches if not Path(m).is_dir())
-        else:
-            yield ImageError(item, "no such file or folder")
+        try:
+            if path.is_dir():
+                found = False
+                for file in _folder_images(path):
+                    found = True
+                    yield file
+                if not found:
+                    yield ImageError(item, "folder holds no images")
+            elif path.exists() or path.is_symlink():
+                yield str(path)
+            elif glob.has_magic(str(item)):
+                matches = sorted(glob.glob(str(item), recursive=True), key=natural_key)
+                if not matches:
+                    yield ImageError(item, "pattern matches no file")
+                yield from (m for m in matches if not Path(m).is_dir())
+            else:
+                yield ImageError(item, "no such file or folder")
+        except OSError as error:  # a name longer than the system allows, a folder that vanished...
+            yield ImageError(item, f"cannot read ({error.strerror or error})")

@@ -5,6 +5,7 @@ the first `run` of a model without one builds it once (that needs TensorFlow) in
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ import model_store
 import paths
 
 OUTPUTS = ("age", "gender", "race")
+BUILD_SECONDS = {"facenet": 30, "normal": 10}  # a TFLite build on 2 CPU cores, TensorFlow's import included
+log = logging.getLogger(__name__)
 
 
 EXPORT_VERSION = b"inference_model-1"  # changes whenever build_model.inference_model does
@@ -75,14 +78,51 @@ class LiteModel:
         return {name: np.asarray(outputs[name]) for name in OUTPUTS}
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def write_tflite(model, directory: Path) -> Path:
+    """Export a saved model's TFLite file into the cache with its sha256 beside it (what `run` checks)."""
+    path = export_tflite(model, tflite_path(directory))
+    tmp = _digest_path(path).with_name(f"{_digest_path(path).name}.tmp{os.getpid()}")
+    tmp.write_text(_file_sha256(path) + "\n")
+    os.replace(tmp, _digest_path(path))
+    return path
+
+
+def _cached_tflite_ok(path: Path) -> bool:
+    """Whether a cached TFLite file is there and still has the sha256 written beside it when it was built."""
+    try:
+        return _digest_path(path).read_text().strip() == _file_sha256(path)
+    except OSError:
+        return False
+
+
 def load_lite_model(directory: Path, model_type: str | None = None) -> tuple[LiteModel, dict]:
-    """(LiteModel, info) of a saved model, after its manifest check; builds the TFLite file if missing."""
+    """(LiteModel, info) of a saved model, after its manifest check; builds the TFLite file when it is missing
+    or does not match the sha256 recorded when it was built."""
     info = model_store.read_model_info(directory, model_type)
     path = tflite_path(directory)
-    if not path.is_file():
+    if not _cached_tflite_ok(path):
+        seconds = BUILD_SECONDS.get(info["model_type"], 30)
+        if path.is_file():
+            log.warning("the cached TFLite file of the %s model does not match its recorded sha256: rebuilding it "
+                        "(about %d s) ...", info["model_type"], seconds)
+        else:
+            log.warning("first run of the %s model: building its TFLite file once (about %d s, up to 2 GB of "
+                        "memory) ...", info["model_type"], seconds)
         with quiet_stderr():
             model, info = model_store.load_model(directory, model_type)
-        export_tflite(model, path)
+        write_tflite(model, directory)
     try:
         lite = LiteModel(path)
     except (ValueError, RuntimeError) as error:

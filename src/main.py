@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
@@ -13,56 +16,91 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 MODEL_TYPES = ("facenet", "normal")
 
 import paths  # noqa: E402 - after the sys.path entry above
+from errors import FaceAnalysisError, UsageError  # noqa: E402
+
+
+def _number(kind, low, what: str):
+    """An argparse type: a finite number of `kind` >= low, else a usage error saying what is expected."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
+
+
+POSITIVE_INT = _number(int, 1, "a whole number of at least 1")
+COUNT = _number(int, 0, "a whole number of at least 0")
+POSITIVE_SECONDS = _number(float, 1e-3, "a positive number of seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analyzer import DEFAULT_DETECT_SIZE, DEFAULT_MIN_FACE
+
     parser = argparse.ArgumentParser(
         prog="python src/main.py", description="Find every face in photos or video and predict age, gender and race.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    common = argparse.ArgumentParser(add_help=False)  # --debug is accepted after the command too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate}")
 
-    run = commands.add_parser("run", help="analyse images, folders, a video file or a camera",
+    run = commands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
                               description="Analyse images (--img) or video (--video) with a trained model.")
     source = run.add_mutually_exclusive_group(required=True)
     source.add_argument("--img", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     source.add_argument("--video", nargs="?", const="0", metavar="SOURCE",
-                        help="camera index (default 0) or video file")
-    run.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
+                        help="camera index (default 0), stream URL (rtsp://...) or video file")
+    run.add_argument("--model_type", choices=MODEL_TYPES,
+                     help="which model (default: the type saved in --model_path, else facenet)")
     run.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
     run.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
                      help="yunet: the YuNet CNN detector (default); haar: OpenCV's Haar cascade; "
                           "none: each image is one already-cropped face")
+    run.add_argument("--detect_size", type=COUNT, default=DEFAULT_DETECT_SIZE, metavar="PX",
+                     help="images: the longest side, in pixels, the detector sees (larger finds smaller faces, "
+                          "slower; 0: full size; default %(default)s)")
+    run.add_argument("--min_face", type=COUNT, default=DEFAULT_MIN_FACE, metavar="PX",
+                     help="faces whose box is smaller than this (longer side, pixels) are reported without age, "
+                          "gender and race (default %(default)s)")
     run.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
     run.add_argument("--csv", metavar="FILE", help="write one CSV row per face ('-' for stdout)")
     run.add_argument("--output", metavar="PATH",
-                     help="images: folder for annotated copies; video: annotated .mp4 file")
+                     help="images: folder for annotated copies, or a .jpg/.png file name for a single input; "
+                          "video: annotated .mp4 file")
     run.add_argument("--show", action="store_true",
-                     help="show results in a window (video shows one by default unless --output is given)")
-    run.add_argument("--refresh", type=float, default=0.5, metavar="SECONDS",
+                     help="show results in a window (video shows one by default unless --output is given); "
+                          "q or Esc quits")
+    run.add_argument("--refresh", type=POSITIVE_SECONDS, default=0.5, metavar="SECONDS",
                      help="video: run the model again on each tracked face this often (default 0.5)")
-    run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bar")
+    run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bars")
 
-    train = commands.add_parser("train", help="train a model on UTKFace",
+    train = commands.add_parser("train", parents=[common], help="train a model on UTKFace",
                                 description="Train a model on UTKFace and save it under saved_model/.")
     train.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
     train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
                        help="UTKFace folders or .tar.gz archives (default: dataset_1.tar.gz dataset_2.tar.gz)")
-    train.add_argument("--epochs", type=int, help="training epochs (default: facenet 4 fine-tuning, normal 20)")
-    train.add_argument("--head_epochs", type=int, default=2,
+    train.add_argument("--epochs", type=POSITIVE_INT, help="training epochs (default: facenet 4 fine-tuning, normal 20)")
+    train.add_argument("--head_epochs", type=COUNT, default=2,
                        help="facenet: epochs training the heads on the frozen backbone first (default 2)")
-    train.add_argument("--batch_size", type=int, default=64, help="batch size (default 64)")
-    train.add_argument("--model_path", type=Path, help="where to save (default: saved_model/<type>_model)")
+    train.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="batch size (default 64)")
+    train.add_argument("--model_path", type=Path,
+                       help="where to save (default: saved_model/<type>_model); an existing folder is replaced "
+                            "only when it holds a model saved by this tool")
     train.add_argument("--distill_from", type=Path, metavar="DIR",
                        help="normal: a saved model (e.g. saved_model/facenet_model) whose predictions on the "
                             "training images are mixed into the targets (knowledge distillation)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--eval", action="store_true", help="evaluate on the test split afterwards")
     train.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--seed", type=COUNT, default=0, help="random seed (default 0)")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a saved model",
+    evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a saved model",
                                    description="Evaluate a saved model on its test split or on any UTKFace-named images.")
-    evaluate.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
+    evaluate.add_argument("--model_type", choices=MODEL_TYPES,
+                          help="which model (default: the type saved in --model_path, else facenet)")
     evaluate.add_argument("--model_path", type=Path, help="folder of the saved model")
     evaluate.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", help="UTKFace folders or archives")
     evaluate.add_argument("--split", choices=("test", "all"), default="test",
@@ -75,22 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
 def command_run(args) -> int:
     from analyzer import FaceAnalyzer
 
-    if args.refresh <= 0:
-        raise ValueError("--refresh must be a positive number of seconds")
-    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector)
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face)
     if args.video is not None:
         import video_run
 
         show = args.show or args.output is None
-        summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh)
-        print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
+        summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh,
+                                      quiet=args.quiet)
+        skipped = f", {summary.skipped} unreadable frame(s) skipped" if summary.skipped else ""
+        print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses{skipped}",
               file=sys.stderr)
         return 0
     import run_model
 
     summary = run_model.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet)
     if not args.quiet:
-        print(f"{summary.images} image(s), {summary.faces} face(s), {summary.failed} failed", file=sys.stderr)
+        print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
+              f"{summary.failed} failed", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -107,10 +146,13 @@ def _write_json(data, target: str) -> None:
 
 def command_evaluate(args) -> int:
     import evaluate_model
+    import output_guard
 
-    metrics = evaluate_model.evaluate(args.model_type, args.model_path, args.data_path, args.split,
+    data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
+    output_guard.check_output_file("--json", args.json, output_guard.InputSet(data_paths), "json")
+    metrics = evaluate_model.evaluate(args.model_type, args.model_path, data_paths, args.split,
                                       args.stats_dir or paths.STATS_DIR)
-    print(f"{args.model_type}: age MAE {metrics['age_mae']:.2f} years, gender {metrics['gender_accuracy']:.1%}, "
+    print(f"{metrics['model_type']}: age MAE {metrics['age_mae']:.2f} years, gender {metrics['gender_accuracy']:.1%}, "
           f"race {metrics['race_accuracy']:.1%} on {metrics['images']} images", file=sys.stderr)
     if args.json:
         _write_json(metrics, args.json)
@@ -128,8 +170,8 @@ def command_train(args) -> int:
     try:
         model_dir = train_model.train(config)
     except KeyboardInterrupt:
-        print("interrupted: the last epoch's checkpoint is kept; continue with --resume", file=sys.stderr)
-        return 130
+        print("the last finished epoch's checkpoint is kept; continue with --resume", file=sys.stderr)
+        raise
     print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
     if args.eval:
         import evaluate_model
@@ -141,17 +183,38 @@ def command_train(args) -> int:
 
 
 def describe_error(error: BaseException) -> str:
-    """One line for an error: expected ones speak for themselves, others also name their type."""
-    expected = ("ImageError", "ModelError", "DataError", "BackboneError", "VideoError")
-    if type(error).__name__ in expected or isinstance(error, (ValueError, OSError)):
+    """One line for an error: the package's own errors and OS errors speak for themselves, others also name
+    their type."""
+    if isinstance(error, (FaceAnalysisError, ValueError, OSError)):
         return str(error) or type(error).__name__
     return f"{type(error).__name__}: {error} (rerun with --debug for the traceback)"
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it ends as on Ctrl-C: outputs closed and valid."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_signal(signum, frame) -> None:
+    for other in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.command == "run" else logging.INFO, format="%(message)s")
     commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _stop_on_signal) for signum in STOP_SIGNALS}
+    else:
+        previous = {}
     try:
         if not args.debug and args.command != "run":  # run uses LiteRT and never imports TensorFlow
             from lite_model import quiet_stderr
@@ -160,14 +223,25 @@ def main(argv=None) -> int:
                 import keras  # noqa: F401
                 import tensorflow  # noqa: F401
         return commands[args.command](args)
+    except Stopped as stop:
+        print(f"stopped by {stop}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UsageError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except Exception as error:  # noqa: BLE001 - every failure becomes one line unless --debug
         if args.debug:
             raise
         print(f"error: {describe_error(error)}", file=sys.stderr)
         return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

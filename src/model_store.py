@@ -10,12 +10,13 @@ import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 import paths
-
+from errors import ModelError
 from labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
 
 FORMAT_VERSION = 1
@@ -23,12 +24,29 @@ MANIFEST = "manifest.json"
 RESTORE_HINT = "restore the shipped models with `git checkout saved_model` or retrain with `python src/main.py train`"
 
 
-class ModelError(RuntimeError):
-    """A saved model is missing, damaged, or does not match this version of the code."""
-
-
 def default_model_dir(model_type: str) -> Path:
     return paths.SAVED_MODEL_DIR / f"{model_type}_model"
+
+
+def resolve_model_dir(model_type: str | None, model_path: str | Path | None) -> Path:
+    """The folder of the model asked for: `model_path` when given (its type is then read from its manifest),
+    else the shipped model of `model_type` (facenet when neither is given)."""
+    if model_path is None:
+        return default_model_dir(model_type or "facenet")
+    directory = Path(model_path)
+    if not directory.exists():
+        raise ModelError(f"{directory}: no such folder")
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: not a folder (a saved model is a folder holding {MANIFEST})")
+    return directory
+
+
+def is_saved_model(directory: Path) -> bool:
+    """Whether a folder holds a model saved by this tool (its manifest lists model.json)."""
+    try:
+        return "model.json" in json.loads((Path(directory) / MANIFEST).read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _stored_layers(model):
@@ -57,6 +75,8 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
 
     An interrupted save (crash, disk full) leaves any earlier model at `directory` untouched."""
     directory = Path(directory)
+    if directory.exists() and not (directory.is_dir() and (is_saved_model(directory) or not any(directory.iterdir()))):
+        raise ModelError(f"{directory}: holds files that are not a model saved by this tool; not replacing them")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -107,7 +127,8 @@ def read_model_info(directory: Path, model_type: str | None = None) -> dict:
             raise ModelError(f"{directory}: saved with {key}={info.get(key)!r}, this code expects {value!r}; "
                              "retrain it with this version")
     if model_type and info.get("model_type") != model_type:
-        raise ModelError(f"{directory}: holds a {info.get('model_type')!r} model, not {model_type!r}")
+        raise ModelError(f"{directory}: holds a {info.get('model_type')!r} model, but --model_type is {model_type!r}; "
+                         "leave --model_type out to use the folder's own type")
     if info.get("input_size") != INPUT_SIZES.get(info.get("model_type")):
         raise ModelError(f"{directory}: a {info.get('model_type')!r} model with input size {info.get('input_size')} "
                          "does not match this code's architectures; retrain it with this version")
@@ -121,19 +142,38 @@ def load_model(directory: Path, model_type: str | None = None):
     directory = Path(directory)
     info = read_model_info(directory, model_type)
     model = build_model.build_model(info["model_type"])
-    with np.load(directory / "weights.npz") as stored:
-        weights = dict(stored)
     layers = list(_stored_layers(model))
-    expected_keys = {f"{layer.name}/{i}" for layer in layers for i in range(len(layer.weights))}
-    if set(weights) != expected_keys:
-        raise ModelError(f"{directory}: weights do not fit the {info['model_type']} architecture "
-                         f"({len(set(weights) ^ expected_keys)} tensors differ); retrain it with this version")
+    weights = _read_weights(directory / "weights.npz", layers, info["model_type"])
     for layer in layers:
         values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
         if any(v.shape != tuple(w.shape) for v, w in zip(values, layer.weights)):
             raise ModelError(f"{directory}: layer {layer.name} has weights of the wrong shape; retrain it")
         layer.set_weights([v.astype(np.float32) for v in values])
     return model, info
+
+
+def _read_weights(path: Path, layers, model_type: str) -> dict[str, np.ndarray]:
+    """The stored float16 tensors, after checking from the archive's directory (nothing decompressed yet) that
+    it holds exactly the architecture's tensors, none larger than its shape needs: a crafted archive cannot
+    make the loader decompress gigabytes."""
+    shapes = {f"{layer.name}/{i}": tuple(w.shape) for layer in layers for i, w in enumerate(layer.weights)}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {item.filename.removesuffix(".npy"): item.file_size for item in archive.infolist()}
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ModelError(f"{path}: unreadable weights ({error}); {RESTORE_HINT}") from None
+    if set(sizes) != set(shapes):
+        raise ModelError(f"{path.parent}: weights do not fit the {model_type} architecture "
+                         f"({len(set(sizes) ^ set(shapes))} tensors differ); retrain it with this version")
+    for key, shape in shapes.items():
+        if sizes[key] > 2 * int(np.prod(shape)) + 4096:  # float16 data and a .npy header
+            raise ModelError(f"{path}: tensor {key} holds {sizes[key]:,} bytes, its shape {shape} needs at most "
+                             f"{2 * int(np.prod(shape)):,}; {RESTORE_HINT}")
+    try:
+        with np.load(path) as stored:
+            return {key: stored[key] for key in shapes}
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ModelError(f"{path}: unreadable weights ({error}); {RESTORE_HINT}") from None
 
 
 def csv_bytes(frame) -> bytes:

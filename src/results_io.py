@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,47 +12,113 @@ import cv2
 import numpy as np
 
 from analyzer import FacePrediction, ImageResult
+from errors import UsageError
 
 CSV_COLUMNS = ["image", "frame", "track_id", "x", "y", "w", "h", "age", "age_std", "gender",
-               "gender_probability", "race", "race_probability"]
+               "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small"]
+BOX_COLOUR, SMALL_COLOUR, TEXT_COLOUR = (0, 255, 0), (255, 200, 0), (0, 0, 0)  # RGB
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def face_label(face: FacePrediction) -> str:
+def face_label(face: FacePrediction, short: bool = False) -> str:
+    """"32y male white", or "32 M W" for small faces; "" for a face too small to analyse."""
+    if face.too_small:
+        return ""
+    if short:
+        return f"{face.age:.0f} {face.gender[0].upper()} {face.race[0].upper()}"
     return f"{face.age:.0f}y {face.gender} {face.race}"
 
 
 def describe_face(face: FacePrediction) -> str:
     """A readable line: box, age with its spread, gender and race with their probabilities."""
     x, y, w, h = face.box
-    return (f"face at ({x},{y}) {w}x{h}: age {face.age:.0f} (±{face.age_std:.0f}), "
+    where = f"face at ({x},{y}) {w}x{h}"
+    if face.too_small:
+        return f"{where}: too small to analyse ({face.face_size} px)"
+    return (f"{where}: age {face.age:.0f} (±{face.age_std:.0f}), "
             f"{face.gender} ({face.gender_probability:.0%}), {face.race} ({face.race_probabilities[face.race]:.0%})")
 
 
-def draw_faces(image: np.ndarray, faces: list[FacePrediction]) -> np.ndarray:
-    """A copy of an RGB (or BGR) image with a box and a label on every face."""
+def _overlaps(a, b) -> bool:
+    """Whether two (x0, y0, x1, y1) rectangles overlap."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _label_spot(box, size, image_shape, taken) -> tuple[int, int, int, int]:
+    """Where a label of `size` (w, h) goes: above the box, else below it, else inside its top, whichever
+    first stays in the image and covers no other face or label; above when none does."""
+    x, y, w, h = box
+    tw, th = size
+    height, width = image_shape[:2]
+    left = min(max(0, x), max(0, width - tw))
+    candidates = [(left, y - th), (left, y + h), (left, y)]
+    for cx, cy in candidates:
+        rect = (cx, cy, cx + tw, cy + th)
+        if cy >= 0 and cy + th <= height and not any(_overlaps(rect, other) for other in taken):
+            return rect
+    cy = min(max(0, y - th), max(0, height - th))
+    return left, cy, left + tw, cy + th
+
+
+def draw_faces(image: np.ndarray, faces: list[FacePrediction], alpha: float = 0.65) -> np.ndarray:
+    """A copy of an RGB image with a box on every face and a label where it covers no other face.
+
+    Text size and line width follow each face's size, within bounds set by the image size, so labels stay
+    readable from 400 px thumbnails to 4000 px photos; small faces get a shortened label, faces too small to
+    analyse a thin box and none. Labels sit on a semi-opaque background."""
     out = image.copy()
-    thickness = max(1, round(max(image.shape[:2]) / 400))
-    for face in faces:
-        x, y, w, h = face.box
-        cv2.rectangle(out, (x, y), (x + w, y + h), (0, 255, 0), thickness)
-        text = face_label(face) + (f" #{face.track_id}" if face.track_id is not None else "")
-        scale = max(0.4, w / 250)
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y - th - base - 4)
-        cv2.rectangle(out, (x, top), (x + tw + 4, top + th + base + 4), (0, 255, 0), -1)
-        cv2.putText(out, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
-                    cv2.LINE_AA)
+    longest = max(image.shape[:2])
+    min_scale, max_scale = max(0.35, longest / 2400), max(0.5, longest / 900)
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in (f.box for f in faces)]
+    taken = list(boxes)
+    labels = []
+    for face, rect in zip(faces, boxes):
+        w = face.box[2]
+        thickness = max(1, round(w / 90), round(longest / 1500))
+        if face.too_small:
+            cv2.rectangle(out, rect[:2], rect[2:], SMALL_COLOUR, max(1, thickness // 2))
+            continue
+        cv2.rectangle(out, rect[:2], rect[2:], BOX_COLOUR, thickness)
+        scale = min(max(w / 170, min_scale), max_scale)
+        text = face_label(face)
+        if cv2.getTextSize(text, FONT, scale, 1)[0][0] > 1.6 * w:
+            text = face_label(face, short=True)
+        if face.track_id is not None:
+            text += f" #{face.track_id}"
+        weight = max(1, round(scale * 1.6))
+        (tw, th), base = cv2.getTextSize(text, FONT, scale, weight)
+        pad = max(2, round(th / 4))
+        spot = _label_spot(face.box, (tw + 2 * pad, th + base + 2 * pad), image.shape, taken)
+        taken.append(spot)
+        labels.append((spot, text, scale, weight, base, pad))
+    if labels:
+        overlay = out.copy()
+        for spot, *_ in labels:
+            cv2.rectangle(overlay, spot[:2], (spot[2] - 1, spot[3] - 1), BOX_COLOUR, -1)
+        out = cv2.addWeighted(overlay, alpha, out, 1 - alpha, 0)
+        for (x0, y0, _, y1), text, scale, weight, base, pad in labels:
+            cv2.putText(out, text, (x0 + pad, y1 - base - pad), FONT, scale, TEXT_COLOUR, weight, cv2.LINE_AA)
     return out
 
 
 def open_output(path: str | Path):
-    """A text stream for a results file; "-" is stdout. Fails early with a clear error."""
+    """A text stream for a results file; "-" is stdout. Fails early with a clear error; the file is locked
+    while written, so a second run writing the same file is refused instead of interleaving with this one."""
     if str(path) == "-":
         return sys.stdout
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a file")
     if not path.parent.is_dir():
         raise OSError(f"{path}: folder {path.parent} does not exist")
-    return open(path, "w", encoding="utf-8", newline="")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise UsageError(f"{path}: another run is writing this file; wait for it or choose another file") from None
+    os.ftruncate(descriptor, 0)
+    return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
 
 
 class JsonListWriter:
@@ -82,10 +150,11 @@ class CsvWriter:
 
     def write(self, result: ImageResult, frame: int | None = None) -> None:
         for face in result.faces:
-            self.writer.writerow([result.image, "" if frame is None else frame,
-                                  "" if face.track_id is None else face.track_id, *face.box, face.age, face.age_std,
-                                  face.gender, face.gender_probability, face.race,
-                                  face.race_probabilities[face.race]])
+            race_probability = face.race_probabilities[face.race] if face.race else None
+            row = [result.image, frame, face.track_id, *face.box, face.age, face.age_std, face.gender,
+                   face.gender_probability, face.race, race_probability, face.detection_score, face.face_size,
+                   int(face.too_small)]
+            self.writer.writerow(["" if value is None else value for value in row])
         self.stream.flush()
 
     def close(self) -> None:

@@ -17,18 +17,24 @@ import numpy as np
 from tqdm import tqdm
 
 import image_io
+import output_guard
 import results_io
-from analyzer import FaceAnalyzer, ImageResult, predictions_from_outputs
+from analyzer import FaceAnalyzer, ImageResult, PreparedImage
+from display import Window, wants_quit
+from errors import ImageError
 
 log = logging.getLogger(__name__)
 MAX_BATCH_FACES, MAX_BATCH_IMAGES = 32, 16  # one model call takes the faces of up to this many images
+ANNOTATED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass
 class RunSummary:
     images: int = 0
     faces: int = 0
+    too_small: int = 0  # faces found but too small to analyse (counted in faces too)
     failed: int = 0
+    stopped: bool = False  # the user closed the window with q or Esc
 
 
 @dataclass
@@ -36,22 +42,15 @@ class _Prepared:
     """An input after reading, decoding, detection and cropping, before the model."""
 
     item: str
-    width: int = 0
-    height: int = 0
-    boxes: list | None = None
-    crops: np.ndarray | None = None
+    prepared: PreparedImage | None = None
     image: np.ndarray | None = None  # kept only when it is to be drawn
-    error: image_io.ImageError | None = None
+    error: ImageError | None = None
 
 
-def show_window(title: str, image_bgr, wait_ms: int = 0) -> int | None:
-    """Show an image in a window and return the key pressed (-1 for none), or None, without failing,
-    when no display is available."""
-    try:
-        cv2.imshow(title, image_bgr)
-        return cv2.waitKey(wait_ms)
-    except cv2.error:
-        return None
+def one_line(error: BaseException) -> str:
+    """The last non-empty line of an error's message (OpenCV's span several)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def writable_folder(folder: Path) -> Path | None:
@@ -71,7 +70,7 @@ def writable_folder(folder: Path) -> Path | None:
 def output_path(out_dir: Path, image_path: str, used: set) -> Path:
     """An annotated image's path in out_dir, made unique when two inputs share a name."""
     stem, suffix = Path(image_path).stem, Path(image_path).suffix.lower() or ".jpg"
-    if suffix not in (".jpg", ".jpeg", ".png", ".bmp", ".webp"):
+    if suffix not in ANNOTATED_EXTENSIONS:
         suffix = ".png"
     candidate, n = out_dir / f"{stem}{suffix}", 1
     while candidate in used:
@@ -81,14 +80,18 @@ def output_path(out_dir: Path, image_path: str, used: set) -> Path:
 
 
 def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool) -> _Prepared:
-    if isinstance(item, image_io.ImageError):
+    """Read, decode, detect and crop one input; whatever goes wrong becomes that input's ImageError."""
+    if isinstance(item, ImageError):
         return _Prepared(item.path, error=item)
     try:
         image = image_io.load_image(item)
-    except image_io.ImageError as error:
+        return _Prepared(item, analyzer.prepare(image), image if keep_image else None)
+    except ImageError as error:
         return _Prepared(item, error=error)
-    boxes, crops = analyzer.detect_and_crop(image)
-    return _Prepared(item, image.shape[1], image.shape[0], boxes, crops, image if keep_image else None)
+    except MemoryError:
+        return _Prepared(item, error=ImageError(item, "not enough memory to analyse it"))
+    except Exception as error:  # noqa: BLE001 - e.g. an OpenCV assertion on an odd image: this input fails alone
+        return _Prepared(item, error=ImageError(item, f"cannot analyse ({one_line(error)})"))
 
 
 def _prepared_in_order(analyzer, items, keep_image: bool, workers: int):
@@ -103,52 +106,84 @@ def _prepared_in_order(analyzer, items, keep_image: bool, workers: int):
             yield window.popleft().result()
 
 
-def _in_model_batches(analyzer, prepared, max_faces: int, max_images: int):
-    """Groups of (_Prepared, ImageResult): the faces of several images go through the model in one call."""
+def _in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_images: int):
+    """Pairs (_Prepared, ImageResult): the faces of several images go through the model in one call."""
     group = []
 
     def flush():
-        with_faces = [p for p in group if p.boxes]
-        outputs = analyzer.predict_crops(np.concatenate([p.crops for p in with_faces])) if with_faces else None
-        start, results = 0, []
+        done = [p for p in group if p.error is None]
+        faces = iter(analyzer.finish([p.prepared for p in done]))
+        results = []
         for p in group:
             if p.error is not None:
                 results.append((p, ImageResult(p.error.path, error=p.error.reason)))
-                continue
-            faces = []
-            if p.boxes:
-                part = {k: v[start:start + len(p.boxes)] for k, v in outputs.items()}
-                faces, start = predictions_from_outputs(part, p.boxes), start + len(p.boxes)
-            results.append((p, ImageResult(p.item, p.width, p.height, faces)))
+            else:
+                results.append((p, ImageResult(p.item, p.prepared.width, p.prepared.height, next(faces))))
         group.clear()
         return results
 
     for item in prepared:
         group.append(item)
-        if sum(len(p.boxes or ()) for p in group) >= max_faces or len(group) >= max_images:
+        if sum(len(p.prepared.detections) for p in group if p.prepared) >= max_faces or len(group) >= max_images:
             yield from flush()
     if group:
         yield from flush()
 
 
-def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, out_dir=None,
+def _annotated_target(output, items) -> tuple[Path | None, Path | None]:
+    """(folder, single file) for annotated copies: `--output FILE.jpg` with one input image names that file;
+    otherwise `--output` is a folder."""
+    if output is None:
+        return None, None
+    output = Path(output)
+    single = len(items) == 1 and not isinstance(items[0], ImageError)
+    if single and output.suffix.lower() in ANNOTATED_EXTENSIONS and not output.is_dir():
+        return None, output
+    return output, None
+
+
+def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output) -> tuple[Path | None, Path | None]:
+    """Refuse, before any work, outputs that would write over an input or a file this tool did not write;
+    returns where annotated copies go (folder, single file)."""
+    sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))])
+    out_dir, out_file = _annotated_target(output, items)
+    output_guard.check_distinct({"--json": json_path, "--csv": csv_path, "--output": out_file})
+    output_guard.check_output_file("--json", json_path, sources, "json")
+    output_guard.check_output_file("--csv", csv_path, sources, "csv")
+    output_guard.check_output_file("--output", out_file, sources, "image")
+    output_guard.check_output_folder("--output", out_dir, sources)
+    return out_dir, out_file
+
+
+def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
                show: bool = False, quiet: bool = False, workers: int = 2) -> RunSummary:
-    """Analyse every input; a bad file is reported on stderr and the batch goes on."""
+    """Analyse every input; a bad file is reported on stderr and the batch goes on.
+
+    output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
+    show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display."""
     summary, used = RunSummary(), set()
+    items = list(image_io.expand_inputs(inputs))
+    out_dir, out_file = check_run_outputs(inputs, items, json_path, csv_path, output)
+    window = Window() if show else None
+    if window is not None and not window.available:
+        from display import why_no_window
+
+        print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
+        window = None
     writers = results_io.ResultWriters(json_path, csv_path)
     if out_dir is not None:
-        out_dir = writable_folder(Path(out_dir))
+        out_dir = writable_folder(out_dir)
         summary.failed += out_dir is None
-    display = show
     try:
-        items = list(image_io.expand_inputs(inputs))
-        prepared = _prepared_in_order(analyzer, items, out_dir is not None or display, workers)
+        keep = out_dir is not None or out_file is not None or window is not None
+        prepared = _prepared_in_order(analyzer, items, keep, workers)
         progress = tqdm(total=len(items), desc="analysing", unit="img", disable=quiet or len(items) < 2,
                         file=sys.stderr)
         for p, result in _in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
             progress.update(1)
             summary.images += 1
             summary.faces += len(result.faces)
+            summary.too_small += sum(face.too_small for face in result.faces)
             if p.error is not None:
                 tqdm.write(f"error: {p.error}", file=sys.stderr)
                 summary.failed += 1
@@ -159,17 +194,16 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
             writers.write(result)
             if p.image is not None:
                 annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
-                if out_dir is not None:
-                    target = output_path(out_dir, p.item, used)
-                    if not cv2.imwrite(str(target), annotated):
-                        tqdm.write(f"error: {target}: cannot write the annotated image", file=sys.stderr)
-                        summary.failed += 1
-                if display and show_window("Face Analysis", annotated) is None:
-                    log.warning("no display available: --show ignored")
-                    display = False
+                target = out_file or (output_path(out_dir, p.item, used) if out_dir is not None else None)
+                if target is not None and not cv2.imwrite(str(target), annotated):
+                    tqdm.write(f"error: {target}: cannot write the annotated image", file=sys.stderr)
+                    summary.failed += 1
+                if window is not None and wants_quit(window.show(annotated)):
+                    summary.stopped = True
+                    break
         progress.close()
     finally:
         writers.close()
-        if show:
-            cv2.destroyAllWindows()
+        if window is not None:
+            window.close()
     return summary

@@ -17,6 +17,7 @@ from tqdm import tqdm
 import build_model
 import lite_model
 import model_store
+import output_guard
 import paths
 import utk_data
 from labels import GENDERS, MAX_AGE, RACES
@@ -332,11 +333,21 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     return build_model.build_facenet_model(parts=parts), history
 
 
+def check_train_outputs(config: TrainConfig) -> None:
+    """Refuse, before any work, a model or statistics folder that would replace the data or files this tool
+    did not write."""
+    sources = output_guard.InputSet(config.data_paths)
+    output_guard.check_model_folder("--model_path", config.model_dir, sources, model_store.is_saved_model)
+    if config.stats_dir is not None:
+        output_guard.check_stats_folder("--stats_dir", config.stats_dir, sources, paths.STATS_ENTRIES)
+
+
 def train(config: TrainConfig) -> Path:
     """Train a model on UTKFace and save it (with its split and history) to config.model_dir."""
     import keras
     import plots
 
+    check_train_outputs(config)
     keras.utils.set_random_seed(config.seed)
     started = time.time()
     data = prepare_data(config.data_paths, build_model.INPUT_SIZES[config.model_type], config.use_cache)
@@ -362,6 +373,6 @@ def train(config: TrainConfig) -> Path:
     model_store.save_model(model, config.model_dir, info, {
         "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history))})
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    lite_model.export_tflite(model, lite_model.tflite_path(config.model_dir))  # what `run` executes
+    lite_model.write_tflite(model, config.model_dir)  # what `run` executes
     log.info("saved %s model to %s after %.0f s", config.model_type, config.model_dir, time.time() - started)
     return config.model_dir

@@ -17,7 +17,8 @@ import pandas as pd
 from tqdm import tqdm
 
 import paths
-from image_io import is_image_name
+from errors import DataError, ImageError
+from image_io import decode_image, is_image_name
 from labels import AGE_BUCKETS, MAX_AGE, age_bucket
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,6 @@ log = logging.getLogger(__name__)
 SPLIT_FRACTIONS = (("train", 0.70), ("val", 0.10), ("test", 0.20))
 # age, gender, race, then anything; tolerates a stray space or a missing dot before the extension
 _NAME_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_\d+\s*\.?(jpe?g|png)?")
-
-
-class DataError(RuntimeError):
-    """The training data cannot be used (missing, empty, unreadable or without UTKFace labels)."""
 
 
 @dataclass(frozen=True)
@@ -112,12 +109,14 @@ def iter_image_files(data_paths: Iterable[str | Path]) -> Iterator[tuple[str, by
 
 
 def decode_square(data: bytes, size: int) -> np.ndarray | None:
-    """Decode image bytes to an RGB uint8 array resized to size x size, or None if they do not decode."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
+    """Decode image bytes to an RGB uint8 array resized to size x size, or None when they are empty, damaged,
+    too large or too small (image_io.decode_image's checks, so memory stays bounded)."""
+    try:
+        image = decode_image(data)
+    except ImageError:
         return None
     interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.cvtColor(cv2.resize(image, (size, size), interpolation=interpolation), cv2.COLOR_BGR2RGB)
+    return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
 def _cache_key(sources: list[Path], size: int) -> str:

@@ -103,9 +103,12 @@ def test_an_unreadable_file_is_reported(tmp_path, astronaut_jpg, monkeypatch, ca
     locked.write_bytes(astronaut_jpg.read_bytes())
     locked.chmod(0)
     if os.geteuid() == 0:  # root reads anything: make the read fail as it would for a user
-        real = Path.read_bytes
-        monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(13, "denied"))
-                            if self.name == "locked.jpg" else real(self))
+        def guarded_open(path, *args, **kwargs):
+            if Path(path).name == "locked.jpg":
+                raise PermissionError(13, "denied")
+            return open(path, *args, **kwargs)
+
+        monkeypatch.setattr(image_io, "open", guarded_open, raising=False)
     target = tmp_path / "out.json"
     assert run_cli("run", "--img", locked, astronaut_jpg, "--model_type", "normal", "--json", target) == 1
     assert "locked.jpg: permission denied" in capsys.readouterr().err
@@ -175,4 +178,7 @@ def test_video_faults(tmp_path, astronaut_jpg, capsys):
 
 def test_missing_or_damaged_model_says_how_to_restore(tmp_path, astronaut_jpg, capsys):
     assert run_cli("run", "--img", astronaut_jpg, "--model_path", tmp_path / "gone") == 1
+    assert "gone: no such folder" in capsys.readouterr().err  # a mistyped path is not a damaged model
+    (tmp_path / "empty").mkdir()
+    assert run_cli("run", "--img", astronaut_jpg, "--model_path", tmp_path / "empty") == 1
     assert "git checkout saved_model" in capsys.readouterr().err

@@ -15,10 +15,21 @@ def astronaut_rgb(astronaut_jpg):
 
 @pytest.mark.parametrize("name", ["yunet", "haar"])
 def test_detector_finds_the_astronaut_face(name, astronaut_rgb):
-    boxes = face_detection.make_detector(name).detect(astronaut_rgb)
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
+    detections = face_detection.make_detector(name).detect(astronaut_rgb)
+    assert len(detections) == 1
+    x, y, w, h = detections[0].box
     assert 140 <= x + w / 2 <= 260 and 40 <= y + h / 2 <= 160 and 60 <= w <= 160  # the face, not the suit
+    score = detections[0].score
+    assert score is None if name == "haar" else 0.6 <= score <= 1
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+@pytest.mark.parametrize("shape", [(20, 30000), (30000, 20), (3, 5000), (24, 24)])
+def test_detectors_take_images_of_any_shape(name, shape):
+    """Extreme aspect ratios once made OpenCV's resize assert (`!dsize.empty()`)."""
+    image = np.full((*shape, 3), 128, np.uint8)
+    for max_side in (None, 640, 320):
+        assert face_detection.make_detector(name, max_side).detect(image) == []
 
 
 def test_yunet_reads_the_library_result_like_yuface(astronaut_rgb):

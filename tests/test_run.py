@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO_ROOT, run_cli
 from labels import RACES
 
-FACE_KEYS = {"box", "age", "age_std", "gender", "gender_probability", "race", "race_probabilities"}
+FACE_KEYS = {"box", "age", "age_std", "gender", "gender_probability", "race", "race_probabilities",
+             "detection_score", "face_size", "too_small"}
 
 
 def check_result_schema(result: dict) -> None:
@@ -19,6 +20,11 @@ def check_result_schema(result: dict) -> None:
     for face in result["faces"]:
         assert FACE_KEYS <= set(face) <= FACE_KEYS | {"track_id"}
         assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+        assert face["face_size"] == max(face["box"][2:])
+        assert face["detection_score"] is None or 0 < face["detection_score"] <= 1
+        if face["too_small"]:
+            assert all(face[key] is None for key in FACE_KEYS - {"box", "detection_score", "face_size", "too_small"})
+            continue
         assert 0 <= face["age"] <= 116 and face["age_std"] >= 0
         assert face["gender"] in ("male", "female") and 0.5 <= face["gender_probability"] <= 1
         assert list(face["race_probabilities"]) == list(RACES) and face["race"] in RACES
