@@ -50,7 +50,7 @@ def main():
     for row in picks:
         chip = data.images[row]
         frame = cv2.copyMakeBorder(chip, 80, 80, 80, 80, cv2.BORDER_REPLICATE)
-        boxes = analyzer.detector.detect(frame)
+        boxes = [d.box for d in analyzer.detector.detect(frame)]
         centre = np.array(frame.shape[:2][::-1]) / 2
         boxes = [b for b in boxes if np.linalg.norm(np.array(b[:2]) + np.array(b[2:]) / 2 - centre) < 30]
         if len(boxes) != 1:

@@ -15,8 +15,8 @@ from face_detection import Detection
 from labels import GENDERS, MAX_AGE, RACES
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
-DEFAULT_DETECT_SIZE = 640  # stills: the longest side the detector sees (benchmarks/detectors.py chose it)
-DEFAULT_MIN_FACE = 0  # faces smaller than this (longest box side, px) get no predictions (benchmarks/face_size.py)
+DEFAULT_DETECT_SIZE = 1280  # stills: the longest side the detector sees (benchmarks/detectors.py chose it)
+DEFAULT_MIN_FACE = 32  # faces smaller than this (longest box side, px) get no predictions (benchmarks/face_size.py)
 
 
 def age_mean_std(distribution) -> tuple[float, float]:

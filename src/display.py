@@ -13,6 +13,7 @@ import cv2
 
 TITLE = "Face Analysis"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
+MAX_SHOWN = (1280, 800)  # larger images are shown scaled down to fit a screen (the files keep full size)
 
 
 @functools.cache
@@ -35,7 +36,13 @@ class Window:
     def show(self, image_bgr, wait_ms: int = 0) -> int | None:
         if not self.available:
             return None
+        height, width = image_bgr.shape[:2]
+        scale = min(1.0, MAX_SHOWN[0] / width, MAX_SHOWN[1] / height)
+        if scale < 1.0:
+            image_bgr = cv2.resize(image_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         try:
+            if not self.opened:
+                cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
             cv2.imshow(self.title, image_bgr)
             self.opened = True
             return cv2.waitKey(wait_ms)

@@ -120,9 +120,11 @@ def command_run(args) -> int:
         show = args.show or args.output is None
         summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh,
                                       quiet=args.quiet)
-        skipped = f", {summary.skipped} unreadable frame(s) skipped" if summary.skipped else ""
-        print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses{skipped}",
-              file=sys.stderr)
+        if summary.skipped:
+            print(f"warning: {args.video}: {summary.skipped} unreadable frame(s) skipped", file=sys.stderr)
+        if not args.quiet:
+            print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
+                  file=sys.stderr)
         return 0
     import run_model
 

@@ -18,6 +18,7 @@ CSV_COLUMNS = ["image", "frame", "track_id", "x", "y", "w", "h", "age", "age_std
                "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small"]
 BOX_COLOUR, SMALL_COLOUR, TEXT_COLOUR = (0, 255, 0), (255, 200, 0), (0, 0, 0)  # RGB
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+MIN_FONT_SCALE, MAX_FONT_SCALE = 0.3, 3.0  # 0.3: about 7 px high, the smallest readable Hershey text
 
 
 def face_label(face: FacePrediction, short: bool = False) -> str:
@@ -60,31 +61,38 @@ def _label_spot(box, size, image_shape, taken) -> tuple[int, int, int, int]:
     return left, cy, left + tw, cy + th
 
 
+def _fitted_label(face: FacePrediction) -> tuple[str, float]:
+    """The label and the font scale for a face: the scale follows the face's width, and the full label gives
+    way to the short one when it would reach far beyond the face, then shrinks (not below a readable size)."""
+    w = face.box[2]
+    scale = min(max(w / 170, MIN_FONT_SCALE), MAX_FONT_SCALE)
+    text = face_label(face)
+    if cv2.getTextSize(text, FONT, scale, 1)[0][0] > 1.6 * w:
+        text = face_label(face, short=True)
+        width = cv2.getTextSize(text, FONT, scale, 1)[0][0]
+        scale = max(MIN_FONT_SCALE, min(scale, scale * 1.4 * w / width))
+    if face.track_id is not None:
+        text += f" #{face.track_id}"
+    return text, scale
+
+
 def draw_faces(image: np.ndarray, faces: list[FacePrediction], alpha: float = 0.65) -> np.ndarray:
     """A copy of an RGB image with a box on every face and a label where it covers no other face.
 
-    Text size and line width follow each face's size, within bounds set by the image size, so labels stay
-    readable from 400 px thumbnails to 4000 px photos; small faces get a shortened label, faces too small to
-    analyse a thin box and none. Labels sit on a semi-opaque background."""
+    Text size and line width follow each face's size, so labels stay readable from 400 px thumbnails to
+    4000 px photos and do not spill over the neighbours in a crowd; small faces get a shortened label, faces
+    too small to analyse a thin box and none. Labels sit on a semi-opaque background."""
     out = image.copy()
-    longest = max(image.shape[:2])
-    min_scale, max_scale = max(0.35, longest / 2400), max(0.5, longest / 900)
     boxes = [(x, y, x + w, y + h) for x, y, w, h in (f.box for f in faces)]
     taken = list(boxes)
     labels = []
     for face, rect in zip(faces, boxes):
-        w = face.box[2]
-        thickness = max(1, round(w / 90), round(longest / 1500))
+        thickness = max(1, round(face.box[2] / 90))
         if face.too_small:
-            cv2.rectangle(out, rect[:2], rect[2:], SMALL_COLOUR, max(1, thickness // 2))
+            cv2.rectangle(out, rect[:2], rect[2:], SMALL_COLOUR, 1)
             continue
         cv2.rectangle(out, rect[:2], rect[2:], BOX_COLOUR, thickness)
-        scale = min(max(w / 170, min_scale), max_scale)
-        text = face_label(face)
-        if cv2.getTextSize(text, FONT, scale, 1)[0][0] > 1.6 * w:
-            text = face_label(face, short=True)
-        if face.track_id is not None:
-            text += f" #{face.track_id}"
+        text, scale = _fitted_label(face)
         weight = max(1, round(scale * 1.6))
         (tw, th), base = cv2.getTextSize(text, FONT, scale, weight)
         pad = max(2, round(th / 4))

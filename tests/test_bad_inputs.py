@@ -182,3 +182,146 @@ def test_missing_or_damaged_model_says_how_to_restore(tmp_path, astronaut_jpg, c
     (tmp_path / "empty").mkdir()
     assert run_cli("run", "--img", astronaut_jpg, "--model_path", tmp_path / "empty") == 1
     assert "git checkout saved_model" in capsys.readouterr().err
+
+
+def test_one_odd_input_never_stops_the_batch(tmp_path, astronaut_jpg, capsys):
+    """Extreme aspect ratio, a name longer than the system allows, a device, a FIFO (given and met in a
+    folder scan), an empty path and a video: each is its own one-line error, the good photo is analysed."""
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "strip.png"), np.full((20, 30000, 3), 90, np.uint8))
+    os.mkfifo(folder / "pipe.jpg")
+    os.mkfifo(tmp_path / "given.jpg")
+    from test_run import make_video
+
+    make_video(tmp_path / "clip.mp4", astronaut_jpg, frames=3)
+    long_name = tmp_path / ("x" * 300 + ".jpg")
+    target = tmp_path / "out.json"
+    code = run_cli("run", "--img", folder, long_name, "/dev/zero", tmp_path / "given.jpg", "", tmp_path / "clip.mp4",
+                   astronaut_jpg, "--model_type", "normal", "--json", target)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    expected = {"pipe.jpg": "not a regular file (a FIFO", "given.jpg": "not a regular file (a FIFO",
+                "/dev/zero": "not a regular file (a device", "xxxx": "cannot read (File name too long)",
+                "''": "empty path", "clip.mp4": "analyse it with --video"}
+    for name, reason in expected.items():
+        assert any(name in line and reason in line for line in errors), (name, errors)
+    results = {Path(r["image"]).name: r for r in json.loads(target.read_text())}
+    assert results["strip.png"]["error"] is None and results["strip.png"]["faces"] == []
+    assert len(results["astronaut.jpg"]["faces"]) == 1
+    assert len(errors) == len(expected)
+
+
+def test_a_multi_page_tiff_says_only_its_first_page_is_read(tmp_path, photo, caplog):
+    pages = [Image.fromarray(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB)), Image.new("RGB", (64, 64))]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    assert run_cli("run", "--img", tmp_path / "pages.tif", "--model_type", "normal") == 0
+    assert "pages.tif: a TIFF of 2 pages; only the first page is analysed" in caplog.text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--img", "x.jpg", "--refresh", "nan"], "is not a positive number of seconds"),
+    (["run", "--img", "x.jpg", "--refresh", "-1"], "is not a positive number of seconds"),
+    (["run", "--img", "x.jpg", "--min_face", "-3"], "is not a whole number of at least 0"),
+    (["run", "--img", "x.jpg", "--detect_size", "big"], "is not a whole number of at least 0"),
+    (["train", "--epochs", "0"], "is not a whole number of at least 1"),
+    (["train", "--batch_size", "0"], "is not a whole number of at least 1"),
+    (["train", "--head_epochs", "-1"], "is not a whole number of at least 0"),
+])
+def test_numbers_out_of_range_are_usage_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_cli(*args)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_results_into_a_folder_is_a_usage_error(tmp_path, astronaut_jpg, capsys):
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--csv", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err
+
+
+def test_video_reads_past_damaged_frames(tmp_path, astronaut_jpg, capsys):
+    """An MJPEG video whose frames 22 to 25 are damaged: the other 56 are analysed, the 4 counted."""
+    photo = cv2.resize(cv2.imread(str(astronaut_jpg)), (320, 320))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 320))
+    for i in range(60):
+        writer.write(np.roll(photo, i, axis=1))
+    writer.release()
+    data = bytearray((tmp_path / "clip.avi").read_bytes())
+    starts = [m.start() for m in __import__("re").finditer(rb"\xff\xd8\xff", bytes(data))]
+    assert len(starts) == 60
+    for start in starts[22:26]:
+        for j in range(start + 200, start + 2000, 7):
+            data[j] = (data[j] * 37 + 11) & 0xFF
+    (tmp_path / "damaged.avi").write_bytes(bytes(data))
+    target = tmp_path / "frames.json"
+    assert run_cli("run", "--video", tmp_path / "damaged.avi", "--model_type", "normal", "--json", target,
+                   "--output", tmp_path / "out.mp4") == 0
+    assert len(json.loads(target.read_text())) == 56
+    assert "damaged.avi: 4 unreadable frame(s) skipped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source, message", [
+    ("-1", "-1: not a camera index"),
+    ("rtsp://127.0.0.1:9/none", "cannot open the stream"),
+])
+def test_cameras_and_streams_that_cannot_be_opened(source, message, tmp_path, capsys):
+    assert run_cli("run", "--video", source, "--model_type", "normal", "--output", tmp_path / "o.mp4") == 1
+    assert message in capsys.readouterr().err
+
+
+def test_training_skips_empty_and_oversized_images(tiny_utk, tmp_path, caplog):
+    import shutil
+
+    import utk_data
+
+    folder = tmp_path / "utk"
+    shutil.copytree(tiny_utk, folder)
+    (folder / "30_0_0_20170101000000001.jpg.chip.jpg").write_bytes(b"")
+    (folder / "31_1_1_20170101000000002.png").write_bytes(png_claiming(60000, 60000))
+    with caplog.at_level("INFO"):
+        dataset = utk_data.load_utkface([folder], 64, use_cache=False)
+    assert len(dataset.frame) == 60
+    assert "2 that do not decode" in caplog.text
+
+
+def test_a_tampered_tflite_cache_is_rebuilt(tmp_path, astronaut_jpg, caplog):
+    import lite_model
+    import model_store
+
+    directory = model_store.default_model_dir("normal")
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", tmp_path / "a.json") == 0
+    path = lite_model.tflite_path(directory)
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64, 4):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    caplog.clear()
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", tmp_path / "b.json") == 0
+    assert "does not match its recorded sha256: rebuilding it" in caplog.text
+    assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
+
+
+def test_a_weights_archive_bomb_is_refused_before_decompressing(tmp_path):
+    """A small .npz whose member inflates far beyond its tensor's shape, with a manifest rewritten to match."""
+    import hashlib
+    import shutil
+    import zipfile
+
+    import model_store
+
+    directory = tmp_path / "model"
+    shutil.copytree(model_store.default_model_dir("normal"), directory)
+    with zipfile.ZipFile(directory / "weights.npz") as archive:
+        first = archive.namelist()[0]
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(directory / "weights.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data if name != first else data + b"\x00" * 200_000_000)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["weights.npz"] = hashlib.sha256((directory / "weights.npz").read_bytes()).hexdigest()
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    assert (directory / "weights.npz").stat().st_size < 10_000_000
+    with pytest.raises(model_store.ModelError, match="bytes, its shape"):
+        model_store.load_model(directory, "normal")
