@@ -95,31 +95,56 @@ def expected_age(distribution):
     return ops.sum(distribution * ops.arange(MAX_AGE + 1, dtype="float32"), axis=-1)
 
 
+def _interval(y_true):
+    """(lo, hi) columns of an age target given as an interval of whole years (lo == hi for an exact age)."""
+    y_true = ops.cast(y_true, "float32")
+    return y_true[:, :1], y_true[:, 1:2]
+
+
 def _age_target(y_true):
     """A distribution over 0..MAX_AGE: y_true itself when it is one (distillation), otherwise a Gaussian
-    soft label of width AGE_SIGMA around the true age."""
+    soft label of width AGE_SIGMA around the age (the interval's low end, which is the age when exact)."""
     if y_true.shape[-1] == MAX_AGE + 1:
         return ops.cast(y_true, "float32")
     ages = ops.arange(MAX_AGE + 1, dtype="float32")
-    y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
-    target = ops.exp(-0.5 * ops.square((ages - y_true) / AGE_SIGMA))
+    target = ops.exp(-0.5 * ops.square((ages - _interval(y_true)[0]) / AGE_SIGMA))
     return target / ops.sum(target, axis=-1, keepdims=True)
+
+
+def _distance_to_interval(age, y_true):
+    """How many years an age lies outside the target: |age - target| for exact ages, 0 inside an interval."""
+    lo, hi = _interval(y_true)
+    lo, hi = ops.reshape(lo, (-1,)), ops.reshape(hi, (-1,))
+    return ops.maximum(ops.maximum(lo - age, age - hi), 0.0)
 
 
 @keras.saving.register_keras_serializable(package="face_analysis")
 def age_loss(y_true, y_pred):
-    """Cross-entropy against the age target distribution, plus a small L1 between their mean ages."""
-    target = _age_target(y_true)
-    cross_entropy = -ops.sum(target * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
-    return cross_entropy + AGE_MAE_WEIGHT * ops.abs(expected_age(y_pred) - expected_age(target))
+    """Exact ages (lo == hi) and distributions: cross-entropy against the target distribution. Age groups
+    (lo < hi, e.g. FairFace's "20-29"): minus the log of the probability mass the prediction puts inside the
+    interval. Both plus a small L1 between the predicted mean age and the target."""
+    probabilities = ops.clip(y_pred, 1e-7, 1.0)
+    if y_true.shape[-1] == MAX_AGE + 1:
+        target = ops.cast(y_true, "float32")
+        cross_entropy = -ops.sum(target * ops.log(probabilities), axis=-1)
+        return cross_entropy + AGE_MAE_WEIGHT * ops.abs(expected_age(y_pred) - expected_age(target))
+    lo, hi = _interval(y_true)
+    ages = ops.arange(MAX_AGE + 1, dtype="float32")
+    inside = ops.cast((ages >= lo) & (ages <= hi), "float32")
+    interval_loss = -ops.log(ops.clip(ops.sum(y_pred * inside, axis=-1), 1e-7, 1.0))
+    exact_loss = -ops.sum(_age_target(y_true) * ops.log(probabilities), axis=-1)
+    is_interval = ops.reshape(hi > lo, (-1,))
+    return (ops.where(is_interval, interval_loss, exact_loss)
+            + AGE_MAE_WEIGHT * _distance_to_interval(expected_age(y_pred), y_true))
 
 
 @keras.saving.register_keras_serializable(package="face_analysis")
 def years_mae(y_true, y_pred):
-    """Absolute error in years of the predicted distribution's mean (against the target's mean)."""
+    """Years between the predicted mean age and the target: the true age, outside an age group's interval
+    (0 inside it), or a target distribution's mean."""
     if y_true.shape[-1] == MAX_AGE + 1:
         return ops.abs(expected_age(y_pred) - expected_age(ops.cast(y_true, "float32")))
-    return ops.abs(expected_age(y_pred) - ops.reshape(ops.cast(y_true, "float32"), (-1,)))
+    return _distance_to_interval(expected_age(y_pred), y_true)
 
 
 def compile_model(model: keras.Model, learning_rate, soft_targets: bool = False) -> None:

@@ -163,6 +163,7 @@ def write_statistics_readme(stats_dir: Path) -> Path:
                    for key in ("by_race", "by_race_age_10_plus")]  # not measured: written by an older version
         lines.append(f"| {model_type} | {m['images']} | {m['age_mae']:.2f} | {_percent(m['gender_accuracy'])} | "
                      f"{_percent(m['race_accuracy'])} | {spreads[0]} | {spreads[1]} |")
+    lines += photo_tables(stats_dir)
     lines += ["", "Per age bucket, per race and per gender, with precision, recall and F1 per class, in each model's",
               "`model_metrics/<type>_model_stats/report.md`. Those folders also hold `metrics.json`, the CSV tables",
               "and the plots: `training_curves.png`, `gender_confusion.png`, `race_confusion.png`,",
@@ -215,3 +216,135 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
         write_statistics_readme(stats_dir)
         log.info("evaluation report written to %s", out_dir)
     return metrics
+
+
+def _largest_face_predictions(analyzer, images: list[np.ndarray | None]) -> list:
+    """For each photo, the prediction on its largest detected face (as `run` crops it), or None when no face
+    was found (or the photo did not decode)."""
+    prepared = [analyzer.prepare(image) for image in images if image is not None]
+    for p in prepared:  # one face per labelled photo: the largest (detections come largest first)
+        p.detections, p.analysable = p.detections[:1], p.analysable[:1]
+        p.crops = p.crops[:1] if p.crops is not None else None
+    faces = iter(analyzer.finish(prepared))
+    return [None if image is None else next(iter(next(faces)), None) for image in images]
+
+
+def _decoded_or_none(data: bytes, name: str) -> np.ndarray | None:
+    import image_io
+
+    try:
+        return image_io.decode_image(data, name)
+    except image_io.ImageError as error:
+        log.warning("skipped: %s", error)
+        return None
+
+
+def photo_metrics(predicted: pd.DataFrame) -> dict:
+    """Figures of a labelled photo set: age group (exact and within one group), gender, race (5 classes and
+    the 4 without "others"), gender per race group, and faces not found. Accuracies count a photo whose face
+    was not found as wrong ("of_all") and are also given over the photos whose face was found."""
+    found = predicted[predicted["found"]]
+    group_index = {name: i for i, name in enumerate(AGE_BUCKETS)}
+    true_group = predicted["age_lo"].map(age_bucket).map(group_index)
+    guessed_group = predicted["predicted_age"].map(lambda a: group_index[age_bucket(a)] if a == a else -99)
+
+    def rates(correct: pd.Series) -> dict:
+        return {"of_all": float(correct.mean()), "of_found": float(correct[predicted["found"]].mean())}
+
+    not_others = predicted["race"] != RACES.index("others")
+    metrics = {
+        "images": len(predicted), "faces_not_found": int((~predicted["found"]).sum()),
+        "age_group_accuracy": rates(guessed_group == true_group),
+        "age_group_within_one": rates((guessed_group - true_group).abs() <= 1),
+        "gender_accuracy": rates(predicted["predicted_gender"] == predicted["gender"]),
+        "race_accuracy": rates(predicted["predicted_race"] == predicted["race"]),
+        "race_accuracy_without_others": {
+            "of_all": float((predicted["predicted_race"] == predicted["race"])[not_others].mean()),
+            "of_found": float((found["predicted_race"] == found["race"])[found["race"] != RACES.index("others")].mean())},
+        "gender_by_race_group": [
+            {"race_group": name, "images": len(group), "found": int(group["found"].sum()),
+             "gender_accuracy_of_found": float((group["predicted_gender"] == group["gender"])[group["found"]].mean())}
+            for name, group in predicted.groupby("race_group", sort=True)],
+    }
+    return metrics
+
+
+def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: Path, split: str = "test",
+                    detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR) -> dict:
+    """Evaluate a saved model on a labelled photo set (FairFace-style CSV) exactly as `run` analyses photos:
+    the default detector, the model's crop, LiteRT. The part evaluated is the set's content-hash split."""
+    import hashlib
+
+    import labelled_sets
+    from analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0)
+    labelled = labelled_sets.load_labelled_set(set_path)
+    frame = labelled.frame.assign(sha256=[hashlib.sha256(labelled.images[n]).hexdigest() for n in labelled.frame["name"]])
+    frame = utk_data.assign_splits(frame.drop_duplicates("sha256"))
+    if split != "all":
+        frame = frame[frame["split"] == split]
+    outputs = []
+    for start in tqdm(range(0, len(frame), 32), desc="evaluating photos", unit="batch"):
+        names = frame["name"].iloc[start:start + 32]
+        outputs += _largest_face_predictions(analyzer, [_decoded_or_none(labelled.images[n], n) for n in names])
+    predicted = frame.reset_index(drop=True).assign(
+        found=[o is not None for o in outputs],
+        predicted_age=[o.age if o else np.nan for o in outputs],
+        predicted_gender=[GENDERS.index(o.gender) if o else -1 for o in outputs],
+        predicted_race=[RACES.index(o.race) if o else -1 for o in outputs])
+    source = labelled_sets.label_csv(set_path).parent.name.lower()
+    metrics = {"model_type": analyzer.model_type, "source": source, "split": split, "detector": detector,
+               **photo_metrics(predicted)}
+    if stats_dir is not None:
+        out_dir = Path(stats_dir) / "model_metrics" / f"{analyzer.model_type}_model_stats" / source
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out_dir / "report.md").write_text(photo_report(metrics))
+        predicted.to_csv(out_dir / "predictions.csv", index=False)
+        write_statistics_readme(stats_dir)
+        log.info("evaluation report written to %s", out_dir)
+    return metrics
+
+
+def photo_tables(stats_dir: Path) -> list[str]:
+    """statistics/README.md lines for the labelled photo sets evaluated into stats_dir (e.g. FairFace)."""
+    found = sorted(Path(stats_dir).glob("model_metrics/*_model_stats/*/metrics.json"))
+    by_source: dict[str, list[dict]] = {}
+    for path in found:
+        metrics = json.loads(path.read_text())
+        by_source.setdefault(metrics["source"], []).append(metrics)
+    lines = []
+    for source, rows in by_source.items():
+        lines += ["", f"## {source}: photos through `run`'s path", "",
+                  f"The {rows[0]['split']} part of `{source}` (content-hash split), each photo analysed as `run` does it "
+                  "(default detector, the model's crop, LiteRT); a photo whose face is not found counts as wrong. "
+                  "Produced by `python src/main.py evaluate --model_type TYPE --data_path path/to/" + source + "`.", "",
+                  "| model | photos | faces not found | age group (9) | within one group | gender | race (5) "
+                  "| race without others | gender, worst / best race group (found) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for m in rows:
+            worst_best = " / ".join(_percent(v) for v in (min(r["gender_accuracy_of_found"] for r in m["gender_by_race_group"]),
+                                                           max(r["gender_accuracy_of_found"] for r in m["gender_by_race_group"])))
+            lines.append(f"| {m['model_type']} | {m['images']} | {m['faces_not_found']} | "
+                         f"{_percent(m['age_group_accuracy']['of_all'])} | {_percent(m['age_group_within_one']['of_all'])} | "
+                         f"{_percent(m['gender_accuracy']['of_all'])} | {_percent(m['race_accuracy']['of_all'])} | "
+                         f"{_percent(m['race_accuracy_without_others']['of_all'])} | {worst_best} |")
+    return lines
+
+
+def photo_report(metrics: dict) -> str:
+    """A labelled photo set's figures as Markdown."""
+    lines = [f"# {metrics['model_type']} model on the {metrics['source']} {metrics['split']} part "
+             f"({metrics['images']} photos, detector {metrics['detector']}, as `run` analyses them)", "",
+             f"Faces not found: {metrics['faces_not_found']} ({_percent(metrics['faces_not_found'] / metrics['images'])}).", "",
+             "| figure | of all photos (not found = wrong) | of photos whose face was found |", "| --- | --- | --- |"]
+    for key, title in (("age_group_accuracy", "age group (9)"), ("age_group_within_one", "age group, within one"),
+                       ("gender_accuracy", "gender"), ("race_accuracy", "race (5 classes)"),
+                       ("race_accuracy_without_others", "race, without \"others\"")):
+        lines.append(f"| {title} | {_percent(metrics[key]['of_all'])} | {_percent(metrics[key]['of_found'])} |")
+    lines += ["", "## Gender accuracy by race group (faces found)", "", "| race group | photos | found | gender accuracy |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| {r['race_group']} | {r['images']} | {r['found']} | {_percent(r['gender_accuracy_of_found'])} |"
+              for r in metrics["gender_by_race_group"]]
+    return "\n".join(lines) + "\n"

@@ -12,3 +12,11 @@ def age_bucket(age: float) -> str:
     """The age bucket ("0-2", "3-9", "10-19", ..., "70+") an age falls in."""
     index = sum(age >= edge for edge in AGE_BUCKET_EDGES) - 1
     return AGE_BUCKETS[max(index, 0)]
+
+# FairFace-style labelled sets (a CSV `file,age,gender,race`): age groups are intervals of whole years, and
+# the seven race groups map onto the five classes above
+AGE_GROUP_INTERVALS = {"0-2": (0, 2), "3-9": (3, 9), "10-19": (10, 19), "20-29": (20, 29), "30-39": (30, 39),
+                       "40-49": (40, 49), "50-59": (50, 59), "60-69": (60, 69), "more than 70": (70, MAX_AGE)}
+GENDER_NAMES = {"male": 0, "female": 1}
+RACE_GROUPS = {"White": "white", "Black": "black", "East Asian": "asian", "Southeast Asian": "asian",
+               "Indian": "indian", "Latino_Hispanic": "others", "Middle Eastern": "others"}

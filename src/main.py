@@ -102,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model_type", choices=MODEL_TYPES,
                           help="which model (default: the type saved in --model_path, else facenet)")
     evaluate.add_argument("--model_path", type=Path, help="folder of the saved model")
-    evaluate.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", help="UTKFace folders or archives")
+    evaluate.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
+                          help="UTKFace folders or archives, and labelled photo sets (a folder or CSV with "
+                               "file,age,gender,race, such as FairFace: evaluated through the detector, as run does)")
+    evaluate.add_argument("--detector", choices=("yunet", "haar"), default="yunet",
+                          help="labelled photo sets: the detector that finds each face (default yunet, as run)")
     evaluate.add_argument("--split", choices=("test", "all"), default="test",
                           help="test: the model's saved test split (default); all: every image given")
     evaluate.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
@@ -148,16 +152,29 @@ def _write_json(data, target: str) -> None:
 
 def command_evaluate(args) -> int:
     import evaluate_model
+    import labelled_sets
     import output_guard
 
     data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
     output_guard.check_output_file("--json", args.json, output_guard.InputSet(data_paths), "json")
-    metrics = evaluate_model.evaluate(args.model_type, args.model_path, data_paths, args.split,
-                                      args.stats_dir or paths.STATS_DIR)
-    print(f"{metrics['model_type']}: age MAE {metrics['age_mae']:.2f} years, gender {metrics['gender_accuracy']:.1%}, "
-          f"race {metrics['race_accuracy']:.1%} on {metrics['images']} images", file=sys.stderr)
+    stats_dir = args.stats_dir or paths.STATS_DIR
+    photo_sets = [p for p in data_paths if labelled_sets.label_csv(p) is not None]
+    chips = [p for p in data_paths if p not in photo_sets]
+    results = {}
+    if chips:
+        metrics = evaluate_model.evaluate(args.model_type, args.model_path, chips, args.split, stats_dir)
+        print(f"{metrics['model_type']}: age MAE {metrics['age_mae']:.2f} years, gender {metrics['gender_accuracy']:.1%}, "
+              f"race {metrics['race_accuracy']:.1%} on {metrics['images']} images", file=sys.stderr)
+        results["utkface"] = metrics
+    for path in photo_sets:
+        metrics = evaluate_model.evaluate_photos(args.model_type, args.model_path, path, args.split, args.detector,
+                                                 stats_dir)
+        print(f"{metrics['model_type']} on {metrics['source']} photos: age group {metrics['age_group_accuracy']['of_all']:.1%}, "
+              f"gender {metrics['gender_accuracy']['of_all']:.1%}, race {metrics['race_accuracy']['of_all']:.1%}, "
+              f"faces not found {metrics['faces_not_found']} of {metrics['images']}", file=sys.stderr)
+        results[metrics["source"]] = metrics
     if args.json:
-        _write_json(metrics, args.json)
+        _write_json(results if len(results) > 1 else next(iter(results.values())), args.json)
     return 0
 
 

@@ -59,22 +59,41 @@ class PreparedData:
         return np.flatnonzero(self.frame["split"].to_numpy() == split)
 
 
+def load_sources(data_paths, image_size: int, use_cache: bool = True) -> utk_data.UtkDataset:
+    """Every labelled image of the data paths, at image_size: UTKFace chips from UTK-named folders and
+    archives, and from each labelled photo set (a CSV such as FairFace's) the faces `run` would find and crop."""
+    import labelled_sets
+
+    data_paths = [Path(p) for p in data_paths]
+    photo_sets = [p for p in data_paths if labelled_sets.label_csv(p) is not None]
+    chips = [p for p in data_paths if p not in photo_sets]
+    parts = [utk_data.load_utkface(chips, image_size, use_cache=use_cache)] if chips else []
+    parts += [labelled_sets.load_photo_crops(p, image_size, use_cache=use_cache) for p in photo_sets]
+    if len(parts) == 1:
+        return parts[0]
+    return utk_data.UtkDataset(np.concatenate([p.images for p in parts]),
+                               pd.concat([p.frame for p in parts], ignore_index=True))
+
+
 def prepare_data(data_paths, image_size: int, use_cache: bool = True) -> PreparedData:
-    """Load UTKFace, drop duplicates, and split by content hash (before any rebalancing or augmentation)."""
-    dataset = utk_data.load_utkface(data_paths, build_model.INPUT_SIZES["facenet"], use_cache=use_cache)
+    """Load every source, drop duplicates, and split by content hash (before any rebalancing or augmentation).
+
+    The split of an image depends on its content alone, so each source is split 70/10/20 on its own."""
+    dataset = load_sources(data_paths, build_model.INPUT_SIZES["facenet"], use_cache=use_cache)
     frame = utk_data.assign_splits(utk_data.dedupe(dataset.frame))
     images = dataset.images[frame.index.to_numpy()]
     if image_size != images.shape[1]:
         import cv2
 
         images = np.stack([cv2.resize(im, (image_size, image_size), interpolation=cv2.INTER_AREA) for im in images])
-    counts = frame["split"].value_counts().to_dict()
-    log.info("split: %s", ", ".join(f"{k} {counts.get(k, 0)}" for k, _ in utk_data.SPLIT_FRACTIONS))
+    counts = frame.groupby(["source", "split"]).size().to_dict()
+    log.info("split: %s", "; ".join(f"{source} {split} {n}" for (source, split), n in sorted(counts.items())))
     return PreparedData(images, frame.reset_index(drop=True))
 
 
 def targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {"age": frame["age"].to_numpy("float32"), "gender": frame["gender"].to_numpy("int32"),
+    """Training targets: age as an interval [lo, hi] of whole years (lo == hi for an exact age), classes."""
+    return {"age": frame[["age_lo", "age_hi"]].to_numpy("float32"), "gender": frame["gender"].to_numpy("int32"),
             "race": frame["race"].to_numpy("int32")}
 
 
@@ -206,10 +225,12 @@ def _teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -
 
 def soft_targets(frame: pd.DataFrame, teacher: dict[str, np.ndarray] | None = None,
                  weight: float = DISTILL_WEIGHT) -> dict[str, np.ndarray]:
-    """Probability targets: the true labels (a Gaussian around the true age, one-hot classes), mixed with
-    a teacher's probabilities at `weight` when a teacher is given."""
+    """Probability targets: the true labels (a Gaussian around an exact age, uniform over an age group,
+    one-hot classes), mixed with a teacher's probabilities at `weight` when a teacher is given."""
     ages = np.arange(MAX_AGE + 1, dtype=np.float32)
-    true_age = np.exp(-0.5 * ((ages[None] - frame["age"].to_numpy("float32")[:, None]) / build_model.AGE_SIGMA) ** 2)
+    lo, hi = (frame[c].to_numpy("float32")[:, None] for c in ("age_lo", "age_hi"))
+    true_age = np.where(hi > lo, ((ages >= lo) & (ages <= hi)).astype(np.float32),  # an age group: uniform in it
+                        np.exp(-0.5 * ((ages[None] - lo) / build_model.AGE_SIGMA) ** 2))
     mixed = {"age": true_age / true_age.sum(axis=1, keepdims=True)}
     for name, classes in (("gender", len(GENDERS)), ("race", len(RACES))):
         mixed[name] = np.eye(classes, dtype=np.float32)[frame[name].to_numpy()]
@@ -366,6 +387,8 @@ def train(config: TrainConfig) -> Path:
     model, history = trainer(config, data, train_rows, checkpoint_dir)
     info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],
             "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
+            "sources": {source: {s: int(n) for s, n in group["split"].value_counts().items()}
+                        for source, group in data.frame.groupby("source")},
             "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             "training_seconds": round(time.time() - started)}

@@ -37,7 +37,8 @@ class UtkLabel:
 
 @dataclass
 class UtkDataset:
-    """Decoded images (N, S, S, 3 uint8 RGB) and one row per image: name, age, gender, race, sha256."""
+    """Decoded images (N, S, S, 3 uint8 RGB) and one row per image: name, age, age_lo, age_hi (the age, or an
+    age group's interval), age_group, gender, race, race_group, sha256, source."""
 
     images: np.ndarray
     frame: pd.DataFrame
@@ -135,7 +136,7 @@ def load_utkface(data_paths: Iterable[str | Path], image_size: int, use_cache: b
 
     The decoded arrays are cached under .cache/ so later runs start in seconds."""
     sources = _resolve_sources(data_paths)
-    cache = paths.CACHE_DIR / f"utk-{_cache_key(sources, image_size)}"
+    cache = paths.CACHE_DIR / f"utk2-{_cache_key(sources, image_size)}"
     if use_cache and (cache / "labels.csv").is_file():
         log.info("using decoded images cached in %s", cache)
         return UtkDataset(np.load(cache / "images.npy"), pd.read_csv(cache / "labels.csv", dtype={"sha256": str}))
@@ -156,13 +157,15 @@ def load_utkface(data_paths: Iterable[str | Path], image_size: int, use_cache: b
     if not rows:
         raise DataError(f"no labelled UTKFace images in {', '.join(map(str, sources))} "
                         "(names must look like 25_0_1_20170116174525125.jpg.chip.jpg)")
-    dataset = UtkDataset(np.stack(images), pd.DataFrame(rows, columns=["name", "age", "gender", "race", "sha256"]))
+    frame = pd.DataFrame(rows, columns=["name", "age", "gender", "race", "sha256"])
+    frame = frame.assign(age_lo=frame["age"], age_hi=frame["age"], age_group="", race_group="", source="utkface")
+    dataset = UtkDataset(np.stack(images), frame)
     if use_cache:
-        _write_cache(cache, dataset)
+        write_cache(cache, dataset)
     return dataset
 
 
-def _write_cache(cache: Path, dataset: UtkDataset) -> None:
+def write_cache(cache: Path, dataset: UtkDataset) -> None:
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "images.npy", dataset.images)
@@ -173,7 +176,7 @@ def _write_cache(cache: Path, dataset: UtkDataset) -> None:
 
 def dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep one row per byte-identical image whose copies agree on the labels; drop groups that conflict."""
-    labels = frame.groupby("sha256")[["age", "gender", "race"]].nunique()
+    labels = frame.groupby("sha256")[["age_lo", "age_hi", "gender", "race"]].nunique()
     conflicting = labels.index[(labels > 1).any(axis=1)]
     kept = frame[~frame["sha256"].isin(conflicting)].drop_duplicates("sha256", keep="first")
     log.info("de-duplication: %d rows -> %d unique images (%d conflicting groups dropped)",
@@ -204,7 +207,7 @@ def rebalance_ages(train: pd.DataFrame, seed: int = 0, min_fraction: float = 0.5
     Each bucket is repeated up to `min_fraction` of the largest bucket's size, at most `max_factor` times
     its own size. Apply it to the training part only: validation and test keep their natural distribution."""
     rng = np.random.default_rng(seed)
-    buckets = train["age"].map(age_bucket).to_numpy()
+    buckets = train["age_lo"].map(age_bucket).to_numpy()  # an age group's low end is in its bucket
     counts = {b: int((buckets == b).sum()) for b in AGE_BUCKETS}
     largest = max(counts.values())
     positions = [np.arange(len(train))]

@@ -82,9 +82,10 @@ def test_soft_targets_mix_teacher_and_labels():
 
     import train_model
 
-    frame = pd.DataFrame({"age": [30, 5], "gender": [1, 0], "race": [2, 4]})
+    frame = pd.DataFrame({"age_lo": [30, 3], "age_hi": [30, 9], "gender": [1, 0], "race": [2, 4]})
     plain = train_model.soft_targets(frame)
     assert np.allclose(plain["age"].sum(axis=1), 1) and plain["age"][0].argmax() == 30
+    assert np.allclose(plain["age"][1, 3:10], 1 / 7) and plain["age"][1, :3].sum() == plain["age"][1, 10:].sum() == 0
     assert plain["race"].tolist()[1] == [0, 0, 0, 0, 1]
     teacher = {"age": np.full((2, 117), 1 / 117, np.float32), "gender": np.array([[0.2, 0.8], [0.6, 0.4]]),
                "race": np.full((2, 5), 0.2)}
@@ -102,3 +103,35 @@ def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_pa
                    "--distill_from", model_dir, "--model_path", student, "--stats_dir", tmp_path / "stats") == 0
     _, info = model_store.load_model(student, "normal")
     assert info["distilled_from"] == str(model_dir)
+
+
+def test_age_loss_rewards_mass_inside_an_age_group_and_near_an_exact_age():
+    import numpy as np
+
+    import build_model
+
+    inside, outside = np.zeros((1, 117), np.float32), np.zeros((1, 117), np.float32)
+    inside[0, 25], outside[0, 45] = 1.0, 1.0
+    group, exact = np.array([[20, 29]], np.float32), np.array([[25, 25]], np.float32)
+    smooth = lambda p: (p + 1e-3) / (p + 1e-3).sum()  # noqa: E731
+    loss = lambda y, p: float(np.asarray(build_model.age_loss(y, smooth(p)))[0])  # noqa: E731
+    assert loss(group, inside) < loss(group, outside)
+    assert loss(exact, inside) < loss(exact, outside)
+    assert float(np.asarray(build_model.years_mae(group, inside))[0]) == 0.0
+    assert abs(float(np.asarray(build_model.years_mae(group, outside))[0]) - 16) < 1e-4
+    assert abs(float(np.asarray(build_model.years_mae(exact, outside))[0]) - 20) < 1e-4
+
+
+def test_train_on_utkface_and_a_labelled_photo_set_together(tiny_utk, tmp_path):
+    """Both kinds of data in one run: photos go through the detector, each source is split on its own, and the
+    model records its sources."""
+    from test_labelled_sets import make_photo_set
+
+    photos = make_photo_set(tmp_path / "photoset", copies=20)
+    model_dir = tmp_path / "mixed"
+    assert run_cli("train", "--model_type", "normal", "--data_path", tiny_utk, photos, "--epochs", 1,
+                   "--batch_size", 16, "--model_path", model_dir, "--stats_dir", tmp_path / "stats") == 0
+    _, info = model_store.load_model(model_dir, "normal")
+    assert set(info["sources"]) == {"utkface", "photoset"}
+    assert sum(info["sources"]["photoset"].values()) == 20
+

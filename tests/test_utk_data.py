@@ -34,7 +34,8 @@ def test_names_without_labels(name):
 
 
 def _frame(rows):
-    return pd.DataFrame(rows, columns=["name", "age", "gender", "race", "sha256"])
+    frame = pd.DataFrame(rows, columns=["name", "age", "gender", "race", "sha256"])
+    return frame.assign(age_lo=frame["age"], age_hi=frame["age"])
 
 
 def test_dedupe_keeps_agreeing_copies_once_and_drops_conflicts():

@@ -1,0 +1,80 @@
+"""Labelled photo sets described by a CSV (FairFace's format): parsing, bad rows skipped with a count, and
+`evaluate` through the detector as `run` analyses photos. Generated data only."""
+import json
+import tarfile
+
+import cv2
+import numpy as np
+import pytest
+
+import labelled_sets
+from conftest import run_cli
+from labels import RACES
+
+
+GROUPS = ["30-39", "20-29", "more than 70", "30-39", "40-49", "3-9"]
+RACE_GROUPS = ["White", "Latino_Hispanic", "East Asian", "Southeast Asian", "Middle Eastern", "Indian"]
+
+
+def make_photo_set(folder, copies: int = 6, extra_rows=()):
+    """A FairFace-style set: copies of the astronaut photo (each with different bytes), half as files and half
+    in a .tar.gz, and a CSV labelling them (plus extra_rows)."""
+    from skimage import data
+
+    folder.mkdir(parents=True)
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    names = [f"{i}.jpg" for i in range(1, copies + 1)]
+    for i, name in enumerate(names):
+        copy = photo.copy()
+        copy[500:508, 8 * i:8 * i + 8] = 255  # a mark of its own, so that every copy has its own content
+        cv2.imwrite(str(folder / name), copy)
+    with tarfile.open(folder / "part_2.tar.gz", "w:gz") as archive:
+        for name in names[copies // 2:]:
+            archive.add(folder / name, arcname=name)
+            (folder / name).unlink()
+    rows = ["file,age,gender,race"] + [f"{name},{GROUPS[i % 6]},{'Male' if i % 6 == 2 else 'Female'},"
+                                       f"{RACE_GROUPS[i % 6]}" for i, name in enumerate(names)]
+    (folder / "labels.csv").write_text("\n".join(rows + list(extra_rows)) + "\n")
+    return folder
+
+
+@pytest.fixture
+def photo_set(tmp_path):
+    """Six labelled photos and rows with a blank field, unknown labels and a missing file."""
+    return make_photo_set(tmp_path / "faces", 6, [
+        "7.jpg,30-39,Female,White",  # no such image
+        "1.jpg,,Female,White",  # blank field
+        "2.jpg,30-39,Unknown,White", "3.jpg,200-300,Male,White", "4.jpg,30-39,Male,Martian"])  # unknown labels
+
+
+def test_rows_become_intervals_and_five_classes_and_bad_rows_are_counted(photo_set):
+    labelled = labelled_sets.load_labelled_set(photo_set)
+    frame = labelled.frame.set_index("name")
+    assert sorted(frame.index) == [f"{i}.jpg" for i in range(1, 7)]
+    assert tuple(frame.loc["3.jpg", ["age_lo", "age_hi"]]) == (70, 116)
+    assert tuple(frame.loc["6.jpg", ["age_lo", "age_hi"]]) == (3, 9)
+    assert [RACES[r] for r in frame["race"]] == ["white", "others", "asian", "asian", "others", "indian"]
+    assert list(frame["gender"]) == [1, 1, 0, 1, 1, 1]
+    assert labelled.skipped == {"no such image": 1, "blank field": 1, "unknown label": 3}
+    assert set(labelled.images) == set(frame.index)
+
+
+def test_a_csv_without_the_columns_is_not_a_labelled_set(tmp_path):
+    (tmp_path / "other.csv").write_text("name,score\nx,1\n")
+    assert labelled_sets.label_csv(tmp_path) is None
+    assert labelled_sets.label_csv(tmp_path / "other.csv") is None
+
+
+def test_evaluate_runs_photos_through_the_detector(photo_set, tmp_path, capsys):
+    target = tmp_path / "figures.json"
+    assert run_cli("evaluate", "--model_type", "normal", "--data_path", photo_set, "--split", "all",
+                   "--stats_dir", tmp_path / "stats", "--json", target) == 0
+    metrics = json.loads(target.read_text())
+    assert metrics["images"] == 6 and metrics["faces_not_found"] == 0 and metrics["source"] == "faces"
+    assert 0 <= metrics["gender_accuracy"]["of_all"] <= 1
+    assert metrics["age_group_within_one"]["of_all"] >= metrics["age_group_accuracy"]["of_all"]
+    assert [r["race_group"] for r in metrics["gender_by_race_group"]] == sorted(
+        ["White", "Latino_Hispanic", "East Asian", "Southeast Asian", "Middle Eastern", "Indian"])
+    report = (tmp_path / "stats" / "model_metrics" / "normal_model_stats" / "faces" / "report.md").read_text()
+    assert "Faces not found: 0" in report
+    assert "## faces: photos through `run`'s path" in (tmp_path / "stats" / "README.md").read_text()
