@@ -7,21 +7,14 @@ with the prediction on the chip itself is reported per crop, along with where th
     python benchmarks/crop_expansion.py --model_type facenet --detector yunet --images 300
 """
 import argparse
-import sys
-from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-import cv2  # noqa: E402
-
-import face_crop  # noqa: E402
-import model_store  # noqa: E402
-import train_model  # noqa: E402
-from analyzer import FaceAnalyzer  # noqa: E402
-from labels import MAX_AGE  # noqa: E402
+from face_analysis import face_crop, model_store, train_model
+from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.labels import MAX_AGE
 
 SCALE_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 SHIFT_FACTORS = (0.0, 1.0, 1.5)

@@ -19,12 +19,10 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
 
-import face_detection  # noqa: E402
-import paths  # noqa: E402
-from face_tracking import iou  # noqa: E402
-from image_io import load_image  # noqa: E402
+from face_analysis import face_detection, paths
+from face_analysis.face_tracking import iou
+from face_analysis.image_io import load_image
 
 SCENES = ROOT.parent / "shared" / "data" / "scenes"
 

@@ -8,20 +8,14 @@ YuNet box's height, so a chip of N pixels stands for a detected face (box's long
     python benchmarks/face_size.py --data_path ../shared/data/UTKFace --images 800
 """
 import argparse
-import sys
-from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-import cv2  # noqa: E402
-
-import model_store  # noqa: E402
-import train_model  # noqa: E402
-from analyzer import AGES, FaceAnalyzer  # noqa: E402
-from face_detection import YuNetDetector  # noqa: E402
+from face_analysis import model_store, train_model
+from face_analysis.analyzer import AGES, FaceAnalyzer
+from face_analysis.face_detection import YuNetDetector
 
 SIZES = (8, 12, 16, 20, 24, 32, 48, 160)
 

@@ -5,20 +5,12 @@ Runs both on the model's saved test split and reports class agreement and age di
     python benchmarks/litert_agreement.py --model_type facenet --data_path ../shared/data/UTKFace
 """
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-import build_model  # noqa: E402
-import evaluate_model  # noqa: E402
-import lite_model  # noqa: E402
-import model_store  # noqa: E402
-import train_model  # noqa: E402
-from labels import MAX_AGE  # noqa: E402
+from face_analysis import build_model, evaluate_model, lite_model, model_store, train_model
+from face_analysis.labels import MAX_AGE
 
 
 def main():

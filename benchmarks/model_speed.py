@@ -4,16 +4,13 @@
 """
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from analyzer import FaceAnalyzer  # noqa: E402
+from face_analysis.analyzer import FaceAnalyzer
 
 
 def ms_per_face(analyzer, batch: int, seconds: float) -> float:

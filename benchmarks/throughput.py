@@ -18,15 +18,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import make_media  # noqa: E402
+import make_media
 
 
 def video(model_type: str, detector: str, work: Path) -> None:
-    from analyzer import FaceAnalyzer
-    from video_run import run_video
+    from face_analysis.analyzer import FaceAnalyzer
+    from face_analysis.video_run import run_video
 
     analyzer = FaceAnalyzer(model_type, detector=detector)
     for faces in (1, 5):
@@ -39,8 +37,8 @@ def video(model_type: str, detector: str, work: Path) -> None:
 
 
 def batch(model_type: str, detector: str, work: Path, count: int) -> None:
-    from analyzer import FaceAnalyzer
-    from run_model import run_images
+    from face_analysis.analyzer import FaceAnalyzer
+    from face_analysis.run_model import run_images
 
     photos = make_media.write_photos(work / "photos", count)
     analyzer = FaceAnalyzer(model_type, detector=detector)

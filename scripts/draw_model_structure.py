@@ -3,16 +3,14 @@
     python scripts/draw_model_structure.py
 """
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
 
-import keras  # noqa: E402
+import keras
 
-import build_model  # noqa: E402
+from face_analysis import build_model
 
 
 def main():

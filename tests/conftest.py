@@ -1,5 +1,4 @@
-"""Shared fixtures: the source on sys.path, a tiny generated UTKFace-named data set, a real face photo."""
-import sys
+"""Shared fixtures: a tiny generated UTKFace-named data set, a real face photo, private caches."""
 from pathlib import Path
 
 import cv2
@@ -7,7 +6,6 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "src"))
 SHARED = REPO_ROOT.parent / "shared"
 
 
@@ -53,7 +51,7 @@ def private_cache(tmp_path_factory):
     in this process and in the command lines the tests start."""
     import os
 
-    import paths
+    from face_analysis import paths
 
     paths.CACHE_DIR = tmp_path_factory.mktemp("cache")
     os.environ["FACE_ANALYSIS_CACHE"] = str(paths.CACHE_DIR)
@@ -62,6 +60,6 @@ def private_cache(tmp_path_factory):
 
 def run_cli(*args) -> int:
     """Run the command line in this process (TensorFlow is imported once for the whole suite)."""
-    import main
+    from face_analysis import cli as main
 
     return main.main([str(a) for a in args])

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import image_io
 from conftest import run_cli
+from face_analysis import image_io
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -133,8 +133,7 @@ def test_json_into_a_missing_folder_fails_before_any_work(tmp_path, astronaut_jp
 
 
 def test_ctrl_c_mid_batch_keeps_the_results_so_far(tmp_path, astronaut_jpg, monkeypatch, capsys):
-    import analyzer
-    import run_model
+    from face_analysis import analyzer, run_model
 
     count = run_model.MAX_BATCH_IMAGES + 4
     for i in range(count):
@@ -274,7 +273,7 @@ def test_cameras_and_streams_that_cannot_be_opened(source, message, tmp_path, ca
 def test_training_skips_empty_and_oversized_images(tiny_utk, tmp_path, caplog):
     import shutil
 
-    import utk_data
+    from face_analysis import utk_data
 
     folder = tmp_path / "utk"
     shutil.copytree(tiny_utk, folder)
@@ -287,8 +286,7 @@ def test_training_skips_empty_and_oversized_images(tiny_utk, tmp_path, caplog):
 
 
 def test_a_tampered_tflite_cache_is_rebuilt(tmp_path, astronaut_jpg, caplog):
-    import lite_model
-    import model_store
+    from face_analysis import lite_model, model_store
 
     directory = model_store.default_model_dir("normal")
     assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", tmp_path / "a.json") == 0
@@ -309,7 +307,7 @@ def test_a_weights_archive_bomb_is_refused_before_decompressing(tmp_path):
     import shutil
     import zipfile
 
-    import model_store
+    from face_analysis import model_store
 
     directory = tmp_path / "model"
     shutil.copytree(model_store.default_model_dir("normal"), directory)

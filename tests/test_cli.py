@@ -6,9 +6,9 @@ import re
 import cv2
 import pytest
 
-import image_io
-import main
 from conftest import REPO_ROOT, run_cli
+from face_analysis import cli as main
+from face_analysis import image_io
 
 
 @pytest.mark.parametrize("argv", [["--debug", "run", "--img", "x.jpg"], ["run", "--img", "x.jpg", "--debug"],
@@ -84,3 +84,23 @@ def test_readme_sample_output_is_what_the_shipped_model_prints(monkeypatch, caps
     captured = capsys.readouterr()
     printed = [line for line in (captured.out + captured.err).splitlines() if "TFLite file" not in line]
     assert printed == block
+
+
+def test_threads_follow_the_cores_this_process_may_use():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os; os.sched_setaffinity(0, {0}); from face_analysis import lite_model; print(lite_model.available_cores())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")})
+    assert done.stdout.strip() == "1", done.stderr
+
+
+def test_one_thread_gives_the_same_results(astronaut_jpg, tmp_path):
+    one, default = tmp_path / "one.json", tmp_path / "default.json"
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--threads", 1, "--json", one) == 0
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", default) == 0
+    faces = [json.loads(path.read_text())[0]["faces"][0] for path in (one, default)]
+    assert faces[0]["box"] == faces[1]["box"] and faces[0]["gender"] == faces[1]["gender"]
+    assert abs(faces[0]["age"] - faces[1]["age"]) < 0.2

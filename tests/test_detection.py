@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-import face_detection
+from face_analysis import face_detection
 
 
 @pytest.fixture(scope="module")

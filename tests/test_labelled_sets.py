@@ -7,10 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-import labelled_sets
 from conftest import run_cli
-from labels import RACES
-
+from face_analysis import labelled_sets
+from face_analysis.labels import RACES
 
 GROUPS = ["30-39", "20-29", "more than 70", "30-39", "40-49", "3-9"]
 RACE_GROUPS = ["White", "Latino_Hispanic", "East Asian", "Southeast Asian", "Middle Eastern", "Indian"]
@@ -78,3 +77,15 @@ def test_evaluate_runs_photos_through_the_detector(photo_set, tmp_path, capsys):
     report = (tmp_path / "stats" / "model_metrics" / "normal_model_stats" / "faces" / "report.md").read_text()
     assert "Faces not found: 0" in report
     assert "## faces: photos through `run`'s path" in (tmp_path / "stats" / "README.md").read_text()
+
+
+def test_rows_name_images_by_their_path_so_equal_file_names_do_not_mix(tmp_path):
+    """FairFace's own layout: train/1.jpg and val/1.jpg side by side; a row names its image by path."""
+    for part, value in (("train", 10), ("val", 200)):
+        (tmp_path / part).mkdir()
+        cv2.imwrite(str(tmp_path / part / "1.jpg"), np.full((64, 64, 3), value, np.uint8))
+    (tmp_path / "labels.csv").write_text("file,age,gender,race\ntrain/1.jpg,20-29,Male,White\n1.jpg,3-9,Male,White\n")
+    labelled = labelled_sets.load_labelled_set(tmp_path)
+    assert list(labelled.frame["name"]) == ["train/1.jpg"]  # the bare "1.jpg" is ambiguous: skipped
+    assert labelled.skipped["no such image"] == 1
+    assert cv2.imdecode(np.frombuffer(labelled.images["train/1.jpg"], np.uint8), 0).mean() < 50

@@ -4,10 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-import build_model
-import facenet_backbone
-import model_store
-from labels import GENDERS, MAX_AGE, RACES
+from face_analysis import build_model, facenet_backbone, model_store
+from face_analysis.labels import GENDERS, MAX_AGE, RACES
 
 
 def _check_outputs(model, size):
@@ -96,7 +94,7 @@ def test_tampered_or_mismatched_models_are_refused(saved_normal, tmp_path):
     info["races"] = ["a", "b"]
     (copy / "model.json").write_text(json.dumps(info))
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["model.json"] = model_store._sha256(copy / "model.json")
+    manifest["model.json"] = model_store.file_sha256(copy / "model.json")
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(model_store.ModelError, match="races"):
         model_store.load_model(copy)
@@ -119,9 +117,8 @@ def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
 
 def test_litert_export_agrees_with_keras(saved_normal, tiny_utk):
     """The TFLite model run by LiteRT gives the Keras model's classes, and its age within 0.5 year."""
-    import lite_model
-    import train_model
-    from labels import MAX_AGE
+    from face_analysis import lite_model, train_model
+    from face_analysis.labels import MAX_AGE
 
     model, directory = saved_normal
     lite, info = lite_model.load_lite_model(directory, "normal")

@@ -119,8 +119,7 @@ def test_train_replaces_only_a_folder_holding_a_saved_model(tiny_utk, tmp_path, 
 
 
 def test_save_model_refuses_a_foreign_folder(tmp_path):
-    import build_model
-    import model_store
+    from face_analysis import build_model, model_store
 
     (tmp_path / "keep.txt").write_text("x")
     with pytest.raises(model_store.ModelError, match="not a model saved by this tool"):
@@ -148,3 +147,31 @@ def test_a_signal_mid_batch_leaves_valid_json_and_csv(tmp_path, astronaut_jpg, s
     assert 3 <= len(results) < 400
     rows = table.read_text().splitlines()
     assert len(rows) == 1 + len(results) and all(row.count(",") == rows[0].count(",") for row in rows)
+
+
+def test_the_model_and_earlier_files_are_never_written_over(two_photos, tmp_path, capsys):
+    from conftest import REPO_ROOT
+
+    model_json = REPO_ROOT / "saved_model" / "normal_model" / "model.json"
+    before = model_json.read_bytes()
+    err = refused(capsys, "run", "--img", two_photos, "--model_type", "normal", "--json", model_json)
+    assert "is the input" in err and model_json.read_bytes() == before
+    out = tmp_path / "annotated"
+    out.mkdir()
+    (out / "a.jpg").write_bytes(b"someone else's picture")
+    assert run_cli("run", "--img", two_photos / "a.jpg", "--model_type", "normal", "--output", out) == 0
+    assert (out / "a.jpg").read_bytes() == b"someone else's picture" and (out / "a_1.jpg").stat().st_size > 1000
+
+
+def test_two_outputs_on_stdout_are_refused(two_photos, capsys):
+    err = refused(capsys, "run", "--img", two_photos, "--model_type", "normal", "--json", "-", "--csv", "-")
+    assert "--json and --csv are both -" in err
+
+
+def test_a_stats_folder_with_a_foreign_readme_is_refused(tmp_path, capsys):
+    stats = tmp_path / "notes"
+    stats.mkdir()
+    (stats / "README.md").write_text("# my notes\n")
+    err = refused(capsys, "evaluate", "--model_type", "normal", "--data_path", tmp_path / "data", "--stats_dir", stats)
+    assert "holds files this tool did not write" in err
+    assert (stats / "README.md").read_text() == "# my notes\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, run_cli
-from labels import RACES
+from face_analysis.labels import RACES
 
 FACE_KEYS = {"box", "age", "age_std", "gender", "gender_probability", "race", "race_probabilities",
              "detection_score", "face_size", "too_small"}

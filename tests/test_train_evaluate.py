@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-import model_store
 from conftest import run_cli
+from face_analysis import model_store
 
 
 @pytest.fixture(scope="module", params=["normal", "facenet"])
@@ -80,7 +80,7 @@ def test_train_refuses_unusable_data(tmp_path, capsys):
 def test_soft_targets_mix_teacher_and_labels():
     import numpy as np
 
-    import train_model
+    from face_analysis import train_model
 
     frame = pd.DataFrame({"age_lo": [30, 3], "age_hi": [30, 9], "gender": [1, 0], "race": [2, 4]})
     plain = train_model.soft_targets(frame)
@@ -108,7 +108,7 @@ def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_pa
 def test_age_loss_rewards_mass_inside_an_age_group_and_near_an_exact_age():
     import numpy as np
 
-    import build_model
+    from face_analysis import build_model
 
     inside, outside = np.zeros((1, 117), np.float32), np.zeros((1, 117), np.float32)
     inside[0, 25], outside[0, 45] = 1.0, 1.0

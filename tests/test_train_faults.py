@@ -11,10 +11,8 @@ from io import BytesIO
 
 import pytest
 
-import build_model
-import model_store
-import utk_data
 from conftest import REPO_ROOT, run_cli
+from face_analysis import build_model, model_store, utk_data
 
 
 def garbage_archive(folder):

@@ -5,14 +5,12 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-import face_crop
-import face_detection
-import lite_model
-import model_store
-from face_detection import Detection
-from labels import GENDERS, MAX_AGE, RACES
+from face_analysis import face_crop, face_detection, image_io, lite_model, model_store
+from face_analysis.face_detection import Detection
+from face_analysis.labels import GENDERS, MAX_AGE, RACES
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
 DEFAULT_DETECT_SIZE = 1280  # stills: the longest side the detector sees (benchmarks/detectors.py chose it)
@@ -110,13 +108,16 @@ class FaceAnalyzer:
 
     model_type: "facenet" or "normal"; None reads it from `model_path` (default: facenet).
     detect_size: the longest side, in pixels, that stills are downscaled to before detection (None: full size).
-    min_face: faces whose box is smaller than this many pixels are reported without predictions."""
+    min_face: faces whose box is smaller than this many pixels are reported without predictions.
+    threads: threads for the model and OpenCV (default: the cores this process may use)."""
 
     def __init__(self, model_type: str | None = None, model_path: str | Path | None = None,
                  detector: str = "yunet", detect_size: int | None = DEFAULT_DETECT_SIZE,
-                 min_face: int = DEFAULT_MIN_FACE):
-        directory = model_store.resolve_model_dir(model_type, model_path)
-        self.model, self.info = lite_model.load_lite_model(directory, model_type)
+                 min_face: int = DEFAULT_MIN_FACE, threads: int | None = None):
+        directory = self.model_dir = model_store.resolve_model_dir(model_type, model_path)
+        self.threads = threads or lite_model.available_cores()
+        cv2.setNumThreads(self.threads)
+        self.model, self.info = lite_model.load_lite_model(directory, model_type, self.threads)
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
         self.detector_name, self.detect_size, self.min_face = detector, detect_size, min_face
@@ -171,6 +172,9 @@ class FaceAnalyzer:
                 outputs[key].append(np.asarray(batch[key]))
         return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
 
-    def analyze(self, image: np.ndarray) -> list[FacePrediction]:
-        """Every face of an RGB image with its predictions (an empty list when there is none)."""
-        return self.finish([self.prepare(image)])[0]
+    def analyze(self, image, bgr: bool = False) -> list[FacePrediction]:
+        """Every face of an image with its predictions (an empty list when there is none).
+
+        image: a file path, a PIL image, or a NumPy array of RGB pixels (H, W, 3) uint8; `bgr=True` for
+        OpenCV's BGR order. Grayscale, alpha and 16-bit arrays are converted."""
+        return self.finish([self.prepare(image_io.as_rgb(image, bgr))])[0]

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from analyzer import FacePrediction, ImageResult
-from errors import UsageError
+from face_analysis.analyzer import FacePrediction, ImageResult
+from face_analysis.errors import UsageError
 
 CSV_COLUMNS = ["image", "frame", "track_id", "x", "y", "w", "h", "age", "age_std", "gender",
                "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small"]
@@ -174,11 +174,12 @@ class ResultWriters:
     """The --json and --csv outputs of a run together; either may be absent. Use it as a context manager."""
 
     def __init__(self, json_path=None, csv_path=None):
-        self.json = JsonListWriter(json_path) if json_path else None
+        self.json = self.csv = None
         try:
+            self.json = JsonListWriter(json_path) if json_path else None
             self.csv = CsvWriter(csv_path) if csv_path else None
-        except OSError:
-            self.close()
+        except BaseException:
+            self.close()  # the JSON file, if opened, is closed as a valid empty list and unlocked
             raise
         self.to_stdout = "-" in (str(json_path), str(csv_path))
 

@@ -39,13 +39,19 @@ class Window:
         height, width = image_bgr.shape[:2]
         scale = min(1.0, MAX_SHOWN[0] / width, MAX_SHOWN[1] / height)
         if scale < 1.0:
-            image_bgr = cv2.resize(image_bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            size = (round(width * scale), round(height * scale))
+            image_bgr = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
         try:
             if not self.opened:
                 cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
             cv2.imshow(self.title, image_bgr)
             self.opened = True
-            return cv2.waitKey(wait_ms)
+            if wait_ms > 0:
+                return cv2.waitKey(wait_ms)
+            while True:  # wait for a key in short steps, so that SIGTERM and Ctrl-C are handled meanwhile
+                key = cv2.waitKey(50)
+                if key >= 0 or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+                    return key
         except cv2.error:
             self.available = False
             return None

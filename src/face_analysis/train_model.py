@@ -14,13 +14,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import build_model
-import lite_model
-import model_store
-import output_guard
-import paths
-import utk_data
-from labels import GENDERS, MAX_AGE, RACES
+from face_analysis import build_model, lite_model, model_store, output_guard, paths, utk_data
+from face_analysis.labels import GENDERS, MAX_AGE, RACES
 
 log = logging.getLogger(__name__)
 DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled targets
@@ -62,11 +57,9 @@ class PreparedData:
 def load_sources(data_paths, image_size: int, use_cache: bool = True) -> utk_data.UtkDataset:
     """Every labelled image of the data paths, at image_size: UTKFace chips from UTK-named folders and
     archives, and from each labelled photo set (a CSV such as FairFace's) the faces `run` would find and crop."""
-    import labelled_sets
+    from face_analysis import labelled_sets
 
-    data_paths = [Path(p) for p in data_paths]
-    photo_sets = [p for p in data_paths if labelled_sets.label_csv(p) is not None]
-    chips = [p for p in data_paths if p not in photo_sets]
+    chips, photo_sets = labelled_sets.split_sources(data_paths)
     parts = [utk_data.load_utkface(chips, image_size, use_cache=use_cache)] if chips else []
     parts += [labelled_sets.load_photo_crops(p, image_size, use_cache=use_cache) for p in photo_sets]
     if len(parts) == 1:
@@ -366,7 +359,8 @@ def check_train_outputs(config: TrainConfig) -> None:
 def train(config: TrainConfig) -> Path:
     """Train a model on UTKFace and save it (with its split and history) to config.model_dir."""
     import keras
-    import plots
+
+    from face_analysis import plots
 
     check_train_outputs(config)
     keras.utils.set_random_seed(config.seed)

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analyzer import FacePrediction, age_mean_std, face_size, too_small_face
-from face_detection import Detection
-from labels import GENDERS, RACES
+from face_analysis.analyzer import FacePrediction, age_mean_std, face_size, too_small_face
+from face_analysis.face_detection import Detection
+from face_analysis.labels import GENDERS, RACES
 
 
 def iou(a, b) -> float:

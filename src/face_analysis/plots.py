@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from labels import AGE_BUCKETS, GENDERS, RACES, age_bucket  # noqa: E402
+from face_analysis.labels import AGE_BUCKETS, GENDERS, RACES, age_bucket  # noqa: E402
 
 
 def _save(figure, path: Path) -> None:

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-import paths
-from errors import DataError, ImageError
-from image_io import decode_image, is_image_name
-from labels import AGE_BUCKETS, MAX_AGE, age_bucket
+from face_analysis import paths
+from face_analysis.errors import DataError, ImageError
+from face_analysis.image_io import decode_image, is_image_name
+from face_analysis.labels import AGE_BUCKETS, MAX_AGE, age_bucket
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,15 @@ def _is_archive_name(name: str) -> bool:
     return name.lower().endswith((".tar.gz", ".tgz", ".tar"))
 
 
-def _iter_archive(path: Path) -> Iterator[tuple[str, bytes]]:
+def iter_archive(path: Path, keep_paths: bool = False) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of the images in a tar archive, read in memory: the file name, or with keep_paths the
+    member's path inside the archive (never used to write anywhere)."""
     try:
         with tarfile.open(path, "r:*") as archive:
             for member in archive:
                 if member.isfile() and is_image_name(member.name):
-                    yield os.path.basename(member.name), archive.extractfile(member).read()
+                    name = member.name.removeprefix("./") if keep_paths else os.path.basename(member.name)
+                    yield name, archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: corrupt archive ({error})") from None
 
@@ -100,13 +103,13 @@ def iter_image_files(data_paths: Iterable[str | Path]) -> Iterator[tuple[str, by
     Archives are read in memory, never extracted, so member paths cannot escape anywhere."""
     for path in _resolve_sources(data_paths):
         if path.is_file():
-            yield from _iter_archive(path)
+            yield from iter_archive(path)
             continue
         for file in sorted(path.rglob("*")):
             if file.is_file() and is_image_name(file.name):
                 yield file.name, file.read_bytes()
             elif file.is_file() and _is_archive_name(file.name):
-                yield from _iter_archive(file)
+                yield from iter_archive(file)
 
 
 def decode_square(data: bytes, size: int) -> np.ndarray | None:

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from errors import ImageError
+from face_analysis.errors import ImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
 MAX_PIXELS = 40_000_000  # larger images are decoded at a reduced size (JPEG) or refused
@@ -73,11 +73,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         raise ImageError(name, f"image too large ({image.shape[1]}x{image.shape[0]} pixels)")
     if min(image.shape[:2]) < MIN_SIDE:
         raise ImageError(name, f"image too small ({image.shape[1]}x{image.shape[0]} pixels)")
-    if image.dtype != np.uint8:
-        image = (image / 257).astype(np.uint8)
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # IMREAD_COLOR gives 8-bit BGR whatever the file holds
 
 
 def read_image_bytes(path: str | Path) -> bytes:
@@ -167,3 +163,23 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
                 yield ImageError(item, "no such file or folder")
         except OSError as error:  # a name longer than the system allows, a folder that vanished...
             yield ImageError(item, f"cannot read ({error.strerror or error})")
+
+
+def as_rgb(image, bgr: bool = False) -> np.ndarray:
+    """An RGB uint8 array from a file path, a PIL image or a NumPy array (RGB, or BGR when `bgr`)."""
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)) or array.size == 0:
+        raise ImageError("<array>", f"not an image array (shape {array.shape}); expected (height, width, 3)")
+    if array.dtype == np.uint16:
+        array = (array / 257).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 2 or array.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(array.reshape(*array.shape[:2], 1), 3, axis=2))
+    array = array[..., :3]
+    return np.ascontiguousarray(array[..., ::-1] if bgr else array)
+

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from errors import DataError
-from labels import AGE_GROUP_INTERVALS, GENDER_NAMES, RACE_GROUPS, RACES
+from face_analysis.errors import DataError
+from face_analysis.labels import AGE_GROUP_INTERVALS, GENDER_NAMES, RACE_GROUPS, RACES
 
 log = logging.getLogger(__name__)
 COLUMNS = ("file", "age", "gender", "race")
@@ -39,6 +39,38 @@ def label_csv(path: str | Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+def split_sources(data_paths) -> tuple[list[Path], list[Path]]:
+    """(UTKFace-named folders and archives, labelled photo sets) among the data paths, in their order."""
+    data_paths = [Path(p) for p in data_paths]
+    photo_sets = [p for p in data_paths if label_csv(p) is not None]
+    return [p for p in data_paths if p not in photo_sets], photo_sets
+
+
+def _images_by_path(folder: Path) -> dict[str, bytes]:
+    """The images under a folder (its .tar.gz archives included) by their path relative to it, as a CSV's
+    `file` column names them ("train/1.jpg"), archive members by their path inside the archive."""
+    import tarfile
+
+    from face_analysis.image_io import is_image_name
+    from face_analysis.utk_data import iter_archive
+
+    images = {}
+    for file in sorted(folder.rglob("*")):
+        if file.is_file() and is_image_name(file.name):
+            images[file.relative_to(folder).as_posix()] = file.read_bytes()
+        elif file.is_file() and file.name.lower().endswith((".tar.gz", ".tgz", ".tar")) and tarfile.is_tarfile(file):
+            images.update(iter_archive(file, keep_paths=True))
+    return images
+
+
+def _match(name: str, images: dict[str, bytes], by_basename: dict[str, str | None]) -> str | None:
+    """The key of the image a CSV row names: its exact relative path, else its file name when that is unique."""
+    name = name.removeprefix("./")
+    if name in images:
+        return name
+    return by_basename.get(Path(name).name)
+
+
 def _header(path: Path) -> tuple[str, ...]:
     try:
         with open(path, newline="", encoding="utf-8") as file:
@@ -61,15 +93,13 @@ def parse_rows(rows: list[dict]) -> tuple[pd.DataFrame, Counter]:
         if interval is None or gender is None or race is None:
             skipped["unknown label"] += 1
             continue
-        usable.append((Path(values["file"]).name, *interval, values["age"], gender, RACES.index(race), values["race"]))
+        usable.append((values["file"], *interval, values["age"], gender, RACES.index(race), values["race"]))
     frame = pd.DataFrame(usable, columns=["name", "age_lo", "age_hi", "age_group", "gender", "race", "race_group"])
     return frame, skipped
 
 
 def load_labelled_set(path: str | Path) -> LabelledSet:
     """Read a labelled set's CSV and the bytes of the images it names; DataError when nothing is usable."""
-    from utk_data import iter_image_files
-
     csv_path = label_csv(path)
     if csv_path is None:
         raise DataError(f"{path}: not a labelled set (a CSV with the columns {','.join(COLUMNS)})")
@@ -77,11 +107,15 @@ def load_labelled_set(path: str | Path) -> LabelledSet:
         reader = csv.DictReader(file)
         reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
         frame, skipped = parse_rows(list(reader))
-    wanted = set(frame["name"])
-    images = {name: data for name, data in iter_image_files([csv_path.parent]) if name in wanted}
-    missing = ~frame["name"].isin(images)
+    found = _images_by_path(csv_path.parent)
+    by_basename: dict[str, str | None] = {}
+    for key in found:  # a file name shared by two images (train/1.jpg, val/1.jpg) matches neither by name alone
+        by_basename[Path(key).name] = None if Path(key).name in by_basename else key
+    keys = [_match(name, found, by_basename) for name in frame["name"]]
+    missing = pd.Series([key is None for key in keys])
     skipped["no such image"] += int(missing.sum())
-    frame = frame[~missing].drop_duplicates("name").reset_index(drop=True)
+    frame = frame.assign(name=[key or "" for key in keys])[~missing].drop_duplicates("name").reset_index(drop=True)
+    images = {name: found[name] for name in frame["name"]}
     log.info("%s: %d labelled images; skipped %s", csv_path, len(frame),
              ", ".join(f"{n} ({reason})" for reason, n in skipped.items() if n) or "none")
     if frame.empty:
@@ -100,16 +134,16 @@ def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_c
     import numpy as np
     from tqdm import tqdm
 
-    import face_crop
-    import face_detection
-    import paths
-    from image_io import decode_image
-    from utk_data import UtkDataset, write_cache
+    from face_analysis import face_crop, face_detection, paths
+    from face_analysis.image_io import decode_image
+    from face_analysis.utk_data import UtkDataset, write_cache
 
     csv_path = label_csv(path)
     if csv_path is None:
         raise DataError(f"{path}: not a labelled set (a CSV with the columns {','.join(COLUMNS)})")
-    finder = face_detection.make_detector(detector)
+    from face_analysis.analyzer import DEFAULT_DETECT_SIZE
+
+    finder = face_detection.make_detector(detector, DEFAULT_DETECT_SIZE)  # as `run` searches photos
     stat = csv_path.stat()
     key = hashlib.sha256(f"v1:{csv_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{size}:{detector}:"
                          f"{finder.chip_crop}".encode()).hexdigest()[:16]
@@ -120,19 +154,20 @@ def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_c
     labelled = load_labelled_set(path)
     crops, keep, not_found = [], [], 0
     for i, name in enumerate(tqdm(labelled.frame["name"], desc=f"finding faces in {csv_path.parent.name}", unit="img")):
-        data = labelled.images[name]
         try:
-            detections = finder.detect(decode_image(data, name))
+            image = decode_image(labelled.images[name], name)
+            detections = finder.detect(image)
         except Exception:  # noqa: BLE001 - an undecodable or odd photo is skipped like one without a face
             detections = []
         if not detections:
             not_found += 1
             continue
-        image = decode_image(data, name)
         crop = finder.chip_crop
         crops.append(face_crop.crop_face(image, detections[0].box, size, crop["scale"], crop["shift_y"]))
         keep.append(i)
     log.info("%s: no face found in %d of %d photos; they are left out", csv_path, not_found, len(labelled.frame))
+    if not crops:
+        raise DataError(f"{csv_path}: no face found in any of its {len(labelled.frame)} photos")
     frame = labelled.frame.iloc[keep].reset_index(drop=True)
     frame = frame.assign(age=(frame["age_lo"] + frame["age_hi"]) / 2,
                          sha256=[hashlib.sha256(labelled.images[n]).hexdigest() for n in frame["name"]],

@@ -16,12 +16,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-import image_io
-import output_guard
-import results_io
-from analyzer import FaceAnalyzer, ImageResult, PreparedImage
-from display import Window, wants_quit
-from errors import ImageError
+from face_analysis import image_io, output_guard, results_io
+from face_analysis.analyzer import FaceAnalyzer, ImageResult, PreparedImage
+from face_analysis.display import Window, wants_quit
+from face_analysis.errors import ImageError
 
 log = logging.getLogger(__name__)
 MAX_BATCH_FACES, MAX_BATCH_IMAGES = 32, 16  # one model call takes the faces of up to this many images
@@ -68,12 +66,13 @@ def writable_folder(folder: Path) -> Path | None:
 
 
 def output_path(out_dir: Path, image_path: str, used: set) -> Path:
-    """An annotated image's path in out_dir, made unique when two inputs share a name."""
+    """An annotated image's path in out_dir: the input's name, or with _1, _2... when two inputs share a name
+    or a file of that name is already there (it is never written over)."""
     stem, suffix = Path(image_path).stem, Path(image_path).suffix.lower() or ".jpg"
     if suffix not in ANNOTATED_EXTENSIONS:
         suffix = ".png"
     candidate, n = out_dir / f"{stem}{suffix}", 1
-    while candidate in used:
+    while candidate in used or candidate.exists():  # never over a file that was there before this run
         candidate, n = out_dir / f"{stem}_{n}{suffix}", n + 1
     used.add(candidate)
     return candidate
@@ -142,10 +141,12 @@ def _annotated_target(output, items) -> tuple[Path | None, Path | None]:
     return output, None
 
 
-def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output) -> tuple[Path | None, Path | None]:
-    """Refuse, before any work, outputs that would write over an input or a file this tool did not write;
-    returns where annotated copies go (folder, single file)."""
-    sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))])
+def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output,
+                      model_dir: Path | None = None) -> tuple[Path | None, Path | None]:
+    """Refuse, before any work, outputs that would write over an input (the model's files included) or a file
+    this tool did not write; returns where annotated copies go (folder, single file)."""
+    model_files = sorted(Path(model_dir).iterdir()) if model_dir else []
+    sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError)), *model_files])
     out_dir, out_file = _annotated_target(output, items)
     output_guard.check_distinct({"--json": json_path, "--csv": csv_path, "--output": out_file})
     output_guard.check_output_file("--json", json_path, sources, "json")
@@ -156,17 +157,18 @@ def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, outpu
 
 
 def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
-               show: bool = False, quiet: bool = False, workers: int = 2) -> RunSummary:
+               show: bool = False, quiet: bool = False, workers: int | None = None) -> RunSummary:
     """Analyse every input; a bad file is reported on stderr and the batch goes on.
 
     output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
-    show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display."""
+    show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display.
+    workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most)."""
     summary, used = RunSummary(), set()
     items = list(image_io.expand_inputs(inputs))
-    out_dir, out_file = check_run_outputs(inputs, items, json_path, csv_path, output)
+    out_dir, out_file = check_run_outputs(inputs, items, json_path, csv_path, output, analyzer.model_dir)
     window = Window() if show else None
     if window is not None and not window.available:
-        from display import why_no_window
+        from face_analysis.display import why_no_window
 
         print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
         window = None
@@ -176,7 +178,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
         summary.failed += out_dir is None
     try:
         keep = out_dir is not None or out_file is not None or window is not None
-        prepared = _prepared_in_order(analyzer, items, keep, workers)
+        prepared = _prepared_in_order(analyzer, items, keep, workers or min(2, analyzer.threads))
         progress = tqdm(total=len(items), desc="analysing", unit="img", disable=quiet or len(items) < 2,
                         file=sys.stderr)
         for p, result in _in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):

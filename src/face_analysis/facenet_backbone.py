@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from errors import BackboneError
+from face_analysis.errors import BackboneError
 
 GRAPH_FILE = "graph_final.pb"
 GRAPH_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-import paths
-from errors import ModelError
-from labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
+from face_analysis import paths
+from face_analysis.errors import ModelError
+from face_analysis.labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -51,7 +51,7 @@ def is_saved_model(directory: Path) -> bool:
 
 def _stored_layers(model):
     """Every layer whose weights are saved: all of them except the frozen FaceNet stem."""
-    import build_model
+    from face_analysis import build_model
 
     for layer in model.layers:
         if layer.name == build_model.STEM_NAME:
@@ -62,7 +62,7 @@ def _stored_layers(model):
             yield layer
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -90,7 +90,7 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
         (tmp / "model.json").write_text(json.dumps(meta, indent=2))
         for name, data in (files or {}).items():
             (tmp / name).write_bytes(data)
-        manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        manifest = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         for path in tmp.iterdir():
             with open(path, "rb") as file:
@@ -116,7 +116,7 @@ def read_model_info(directory: Path, model_type: str | None = None) -> dict:
             path = directory / name
             if not path.is_file():
                 raise ModelError(f"{path}: missing; {RESTORE_HINT}")
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise ModelError(f"{path}: damaged or modified (sha256 mismatch); {RESTORE_HINT}")
         info = json.loads((directory / "model.json").read_text())
     except (ValueError, OSError, AttributeError) as error:
@@ -137,7 +137,7 @@ def read_model_info(directory: Path, model_type: str | None = None) -> dict:
 
 def load_model(directory: Path, model_type: str | None = None):
     """(keras model, info) of a saved model; refuses damaged files and mismatched label sets or sizes."""
-    import build_model
+    from face_analysis import build_model
 
     directory = Path(directory)
     info = read_model_info(directory, model_type)

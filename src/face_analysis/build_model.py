@@ -7,8 +7,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-import facenet_backbone
-from labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
+from face_analysis import facenet_backbone
+from face_analysis.labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
 
 MODEL_TYPES = ("facenet", "normal")
 AGE_SIGMA = 2.0  # width in years of the soft age target
@@ -102,10 +102,7 @@ def _interval(y_true):
 
 
 def _age_target(y_true):
-    """A distribution over 0..MAX_AGE: y_true itself when it is one (distillation), otherwise a Gaussian
-    soft label of width AGE_SIGMA around the age (the interval's low end, which is the age when exact)."""
-    if y_true.shape[-1] == MAX_AGE + 1:
-        return ops.cast(y_true, "float32")
+    """A Gaussian soft label of width AGE_SIGMA around an exact age (given as the interval [age, age])."""
     ages = ops.arange(MAX_AGE + 1, dtype="float32")
     target = ops.exp(-0.5 * ops.square((ages - _interval(y_true)[0]) / AGE_SIGMA))
     return target / ops.sum(target, axis=-1, keepdims=True)

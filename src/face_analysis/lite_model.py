@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-import model_store
-import paths
+from face_analysis import model_store, paths
 
 OUTPUTS = ("age", "gender", "race")
 BUILD_SECONDS = {"facenet": 30, "normal": 10}  # a TFLite build on 2 CPU cores, TensorFlow's import included
@@ -33,7 +32,7 @@ def tflite_path(directory: Path) -> Path:
 
 def export_tflite(model, path: Path) -> Path:
     """Convert a trained Keras model, as build_model.inference_model runs it, to TFLite (float32), atomically."""
-    import build_model
+    from face_analysis import build_model
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.tflite")
@@ -63,7 +62,7 @@ class LiteModel:
         from ai_edge_litert.interpreter import Interpreter
 
         with quiet_stderr():
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads or available_cores())
             signature = self.interpreter.get_signature_list()["serving_default"]
             self.input_name = signature["inputs"][0]
             self.runner = self.interpreter.get_signature_runner()
@@ -78,12 +77,13 @@ class LiteModel:
         return {name: np.asarray(outputs[name]) for name in OUTPUTS}
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset` narrow),
+    not every core of the machine: inference threads beyond them only wait on each other."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _digest_path(path: Path) -> Path:
@@ -94,7 +94,7 @@ def write_tflite(model, directory: Path) -> Path:
     """Export a saved model's TFLite file into the cache with its sha256 beside it (what `run` checks)."""
     path = export_tflite(model, tflite_path(directory))
     tmp = _digest_path(path).with_name(f"{_digest_path(path).name}.tmp{os.getpid()}")
-    tmp.write_text(_file_sha256(path) + "\n")
+    tmp.write_text(model_store.file_sha256(path) + "\n")
     os.replace(tmp, _digest_path(path))
     return path
 
@@ -102,12 +102,13 @@ def write_tflite(model, directory: Path) -> Path:
 def _cached_tflite_ok(path: Path) -> bool:
     """Whether a cached TFLite file is there and still has the sha256 written beside it when it was built."""
     try:
-        return _digest_path(path).read_text().strip() == _file_sha256(path)
+        return _digest_path(path).read_text().strip() == model_store.file_sha256(path)
     except OSError:
         return False
 
 
-def load_lite_model(directory: Path, model_type: str | None = None) -> tuple[LiteModel, dict]:
+def load_lite_model(directory: Path, model_type: str | None = None,
+                    num_threads: int | None = None) -> tuple[LiteModel, dict]:
     """(LiteModel, info) of a saved model, after its manifest check; builds the TFLite file when it is missing
     or does not match the sha256 recorded when it was built."""
     info = model_store.read_model_info(directory, model_type)
@@ -124,7 +125,7 @@ def load_lite_model(directory: Path, model_type: str | None = None) -> tuple[Lit
             model, info = model_store.load_model(directory, model_type)
         write_tflite(model, directory)
     try:
-        lite = LiteModel(path)
+        lite = LiteModel(path, num_threads)
     except (ValueError, RuntimeError) as error:
         raise model_store.ModelError(f"{path}: unusable TFLite file ({error}); delete it to rebuild it") from None
     if lite.input_size != info["input_size"]:

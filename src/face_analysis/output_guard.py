@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from errors import UsageError
+from face_analysis.errors import UsageError
 
 # what a results file of this tool starts with (a JSON list or object, a CSV with this tool's header)
 _SIGNATURES = {"json": (b"[", b"{"), "csv": (b"image,",)}
@@ -122,11 +122,11 @@ def check_output_folder(option: str, folder: str | Path | None, inputs: InputSet
 
 def check_distinct(outputs: dict[str, str | Path | None]) -> None:
     """Refuse two outputs of one run that are the same file."""
-    seen: dict[Path, str] = {}
+    seen: dict[Path | str, str] = {}
     for option, path in outputs.items():
-        if path is None or str(path) == "-":
+        if path is None:
             continue
-        resolved = _resolved(Path(path))
+        resolved = "-" if str(path) == "-" else _resolved(Path(path))  # two outputs on stdout would interleave
         if resolved in seen:
             raise UsageError(f"{seen[resolved]} and {option} are both {path}; give each output its own file")
         seen[resolved] = option

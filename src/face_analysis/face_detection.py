@@ -12,7 +12,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-import paths
+from face_analysis import paths
 
 MIN_SEARCH_SIDE = 24  # an image (after downscaling) thinner than this holds no face a detector can find
 
@@ -106,9 +106,12 @@ def _load_libfacedetection():
                 del os.environ["OMP_NUM_THREADS"]
             else:
                 os.environ["OMP_NUM_THREADS"] = previous
-    detect = library._Z14facedetect_cnnPhS_iii  # int *facedetect_cnn(uchar *result, uchar *bgr, int w, int h, int step)
-    detect.restype = ctypes.POINTER(ctypes.c_int)
-    detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        detect = library._Z14facedetect_cnnPhS_iii  # int *facedetect_cnn(uchar *result, uchar *bgr, w, h, step)
+        detect.restype = ctypes.POINTER(ctypes.c_int)
+        detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        # the library sets up its filters on its first call, without a lock: make that call here, under ours
+        blank, result = np.zeros((32, 32, 3), np.uint8), np.zeros(YuNetDetector._RESULT_BYTES, np.uint8)
+        detect(result.ctypes.data, blank.ctypes.data, 32, 32, 96)
     return detect
 
 

@@ -11,15 +11,9 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix
 from tqdm import tqdm
 
-import build_model
-import model_store
-import output_guard
-import paths
-import plots
-import train_model
-import utk_data
-from analyzer import AGES
-from labels import AGE_BUCKETS, GENDERS, RACES, age_bucket
+from face_analysis import build_model, model_store, output_guard, paths, plots, train_model, utk_data
+from face_analysis.analyzer import AGES
+from face_analysis.labels import AGE_BUCKETS, GENDERS, RACES, age_bucket
 
 log = logging.getLogger(__name__)
 CHILDHOOD_END = 10  # per-race figures are also reported for this age and over
@@ -145,7 +139,7 @@ def gender_spread(rows: list[dict]) -> tuple[float, float]:
 
 def write_statistics_readme(stats_dir: Path) -> Path:
     """stats_dir/README.md: the headline figures of every model evaluated into stats_dir, and how to redo them."""
-    lines = ["# Statistics of the shipped models", "",
+    lines = [paths.STATS_README_TITLE, "",
              "Every figure here comes from the saved, leak-free test split (20 % of the de-duplicated UTKFace images,",
              "chosen by a hash of each image's content; no byte-identical image is on two sides). Predictions are",
              "the average over each face and its mirror image, as `run` makes them. Produced by:", "", "```bash",
@@ -173,6 +167,9 @@ def write_statistics_readme(stats_dir: Path) -> Path:
               "their natural distribution). `evaluate` also writes every test prediction to `predictions.csv`, which",
               "is kept out of git because it lists UTKFace labels (the licence forbids redistributing the data)."]
     path = Path(stats_dir) / "README.md"
+    if path.is_file() and not path.read_text(errors="replace").startswith(paths.STATS_README_TITLE):
+        log.warning("warning: %s is not a statistics README written by this tool: left as it is", path)
+        return path
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -196,7 +193,8 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
     """Evaluate a saved model; writes the report under stats_dir/model_metrics/<type>_model_stats/."""
     data_paths = data_paths or paths.DEFAULT_DATA_PATHS
     if stats_dir is not None:
-        output_guard.check_stats_folder("--stats_dir", stats_dir, output_guard.InputSet(data_paths), paths.STATS_ENTRIES)
+        sources = output_guard.InputSet(data_paths)
+        output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
     directory = model_store.resolve_model_dir(model_type, model_path)
     model, info = model_store.load_model(directory, model_type)
     model_type = info["model_type"]
@@ -230,7 +228,7 @@ def _largest_face_predictions(analyzer, images: list[np.ndarray | None]) -> list
 
 
 def _decoded_or_none(data: bytes, name: str) -> np.ndarray | None:
-    import image_io
+    from face_analysis import image_io
 
     try:
         return image_io.decode_image(data, name)
@@ -252,6 +250,7 @@ def photo_metrics(predicted: pd.DataFrame) -> dict:
         return {"of_all": float(correct.mean()), "of_found": float(correct[predicted["found"]].mean())}
 
     not_others = predicted["race"] != RACES.index("others")
+    found_not_others = found[found["race"] != RACES.index("others")]
     metrics = {
         "images": len(predicted), "faces_not_found": int((~predicted["found"]).sum()),
         "age_group_accuracy": rates(guessed_group == true_group),
@@ -260,7 +259,7 @@ def photo_metrics(predicted: pd.DataFrame) -> dict:
         "race_accuracy": rates(predicted["predicted_race"] == predicted["race"]),
         "race_accuracy_without_others": {
             "of_all": float((predicted["predicted_race"] == predicted["race"])[not_others].mean()),
-            "of_found": float((found["predicted_race"] == found["race"])[found["race"] != RACES.index("others")].mean())},
+            "of_found": float((found_not_others["predicted_race"] == found_not_others["race"]).mean())},
         "gender_by_race_group": [
             {"race_group": name, "images": len(group), "found": int(group["found"].sum()),
              "gender_accuracy_of_found": float((group["predicted_gender"] == group["gender"])[group["found"]].mean())}
@@ -275,15 +274,21 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
     the default detector, the model's crop, LiteRT. The part evaluated is the set's content-hash split."""
     import hashlib
 
-    import labelled_sets
-    from analyzer import FaceAnalyzer
+    from face_analysis import labelled_sets
+    from face_analysis.analyzer import FaceAnalyzer
 
+    if stats_dir is not None:
+        sources = output_guard.InputSet([set_path])
+        output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
     analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0)
     labelled = labelled_sets.load_labelled_set(set_path)
-    frame = labelled.frame.assign(sha256=[hashlib.sha256(labelled.images[n]).hexdigest() for n in labelled.frame["name"]])
+    digests = [hashlib.sha256(labelled.images[name]).hexdigest() for name in labelled.frame["name"]]
+    frame = labelled.frame.assign(sha256=digests)
     frame = utk_data.assign_splits(frame.drop_duplicates("sha256"))
     if split != "all":
         frame = frame[frame["split"] == split]
+    if frame.empty:
+        raise utk_data.DataError(f"{set_path}: no photo in its {split!r} part")
     outputs = []
     for start in tqdm(range(0, len(frame), 32), desc="evaluating photos", unit="batch"):
         names = frame["name"].iloc[start:start + 32]
@@ -317,17 +322,19 @@ def photo_tables(stats_dir: Path) -> list[str]:
     lines = []
     for source, rows in by_source.items():
         lines += ["", f"## {source}: photos through `run`'s path", "",
-                  f"The {rows[0]['split']} part of `{source}` (content-hash split), each photo analysed as `run` does it "
+                  f"The {rows[0]['split']} part of `{source}` (content-hash split), each photo analysed as `run` "
+                  "does it "
                   "(default detector, the model's crop, LiteRT); a photo whose face is not found counts as wrong. "
                   "Produced by `python src/main.py evaluate --model_type TYPE --data_path path/to/" + source + "`.", "",
                   "| model | photos | faces not found | age group (9) | within one group | gender | race (5) "
                   "| race without others | gender, worst / best race group (found) |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for m in rows:
-            worst_best = " / ".join(_percent(v) for v in (min(r["gender_accuracy_of_found"] for r in m["gender_by_race_group"]),
-                                                           max(r["gender_accuracy_of_found"] for r in m["gender_by_race_group"])))
+            by_group = [r["gender_accuracy_of_found"] for r in m["gender_by_race_group"]]
+            worst_best = f"{_percent(min(by_group))} / {_percent(max(by_group))}"
             lines.append(f"| {m['model_type']} | {m['images']} | {m['faces_not_found']} | "
-                         f"{_percent(m['age_group_accuracy']['of_all'])} | {_percent(m['age_group_within_one']['of_all'])} | "
+                         f"{_percent(m['age_group_accuracy']['of_all'])} | "
+                         f"{_percent(m['age_group_within_one']['of_all'])} | "
                          f"{_percent(m['gender_accuracy']['of_all'])} | {_percent(m['race_accuracy']['of_all'])} | "
                          f"{_percent(m['race_accuracy_without_others']['of_all'])} | {worst_best} |")
     return lines
@@ -337,14 +344,43 @@ def photo_report(metrics: dict) -> str:
     """A labelled photo set's figures as Markdown."""
     lines = [f"# {metrics['model_type']} model on the {metrics['source']} {metrics['split']} part "
              f"({metrics['images']} photos, detector {metrics['detector']}, as `run` analyses them)", "",
-             f"Faces not found: {metrics['faces_not_found']} ({_percent(metrics['faces_not_found'] / metrics['images'])}).", "",
+             f"Faces not found: {metrics['faces_not_found']} "
+             f"({_percent(metrics['faces_not_found'] / metrics['images'])}).", "",
              "| figure | of all photos (not found = wrong) | of photos whose face was found |", "| --- | --- | --- |"]
     for key, title in (("age_group_accuracy", "age group (9)"), ("age_group_within_one", "age group, within one"),
                        ("gender_accuracy", "gender"), ("race_accuracy", "race (5 classes)"),
                        ("race_accuracy_without_others", "race, without \"others\"")):
         lines.append(f"| {title} | {_percent(metrics[key]['of_all'])} | {_percent(metrics[key]['of_found'])} |")
-    lines += ["", "## Gender accuracy by race group (faces found)", "", "| race group | photos | found | gender accuracy |",
+    lines += ["", "## Gender accuracy by race group (faces found)", "",
+              "| race group | photos | found | gender accuracy |",
               "| --- | --- | --- | --- |"]
     lines += [f"| {r['race_group']} | {r['images']} | {r['found']} | {_percent(r['gender_accuracy_of_found'])} |"
               for r in metrics["gender_by_race_group"]]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths, split: str = "test",
+                     detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR) -> dict[str, dict]:
+    """Figures per source: UTKFace-named chips together (`evaluate`), each labelled photo set through the
+    detector as `run` sees it (`evaluate_photos`)."""
+    from face_analysis import labelled_sets
+
+    chips, photo_sets = labelled_sets.split_sources(data_paths)
+    results = {}
+    if chips:
+        results["utkface"] = evaluate(model_type, model_path, chips, split, stats_dir)
+    for path in photo_sets:
+        metrics = evaluate_photos(model_type, model_path, path, split, detector, stats_dir)
+        results[metrics["source"]] = metrics
+    return results
+
+
+def headline(metrics: dict) -> str:
+    """One line of an evaluation's main figures."""
+    if "age_mae" in metrics:
+        return (f"{metrics['model_type']} on {metrics['images']} UTKFace images: age MAE {metrics['age_mae']:.2f} "
+                f"years, gender {metrics['gender_accuracy']:.1%}, race {metrics['race_accuracy']:.1%}")
+    return (f"{metrics['model_type']} on {metrics['images']} {metrics['source']} photos: age group "
+            f"{metrics['age_group_accuracy']['of_all']:.1%}, gender {metrics['gender_accuracy']['of_all']:.1%}, "
+            f"race {metrics['race_accuracy']['of_all']:.1%}, faces not found {metrics['faces_not_found']}")
+

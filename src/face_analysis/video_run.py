@@ -5,6 +5,7 @@ on a face when it first appears and again every `refresh` seconds of video, the 
 thread so that a slow model lowers the analysis rate, not the frame rate."""
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sys
@@ -16,13 +17,11 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-import face_detection
-import output_guard
-import results_io
-from analyzer import FaceAnalyzer, ImageResult, face_size
-from display import Window, wants_quit, why_no_window
-from errors import VideoError
-from face_tracking import FaceTracker
+from face_analysis import face_detection, output_guard, results_io
+from face_analysis.analyzer import FaceAnalyzer, ImageResult, face_size
+from face_analysis.display import Window, wants_quit, why_no_window
+from face_analysis.errors import VideoError
+from face_analysis.face_tracking import FaceTracker
 
 _END = object()
 # video frames are searched for faces at this size: 4 times fewer pixels than 640x480, for the frame rate
@@ -54,6 +53,7 @@ def is_stream(source: str) -> bool:
 def open_source(source: str) -> cv2.VideoCapture:
     """A capture for a camera index ("0"), a stream URL (rtsp://, http://...) or a video file path."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our own error says what failed
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own lines on damaged frames: we count them
     if is_camera(source):
         if int(source) < 0:
             raise VideoError(f"{source}: not a camera index (cameras are numbered 0, 1, 2, ...)")
@@ -98,7 +98,13 @@ def _read_frames(capture, frames: queue.Queue, stop: threading.Event, live: bool
                 break
             except queue.Full:
                 continue
-    frames.put(_END)
+    while True:  # the end marker, without blocking for ever when the main loop has stopped reading
+        try:
+            frames.put(_END, timeout=0.1)
+            return
+        except queue.Full:
+            if stop.is_set():
+                return
 
 
 class _ModelWorker:
@@ -125,9 +131,11 @@ def _apply(tracks, outputs) -> None:
         track.pending = False
 
 
-def check_video_outputs(source: str, output, json_path, csv_path) -> None:
-    """Refuse, before any work, outputs that would write over the source video or a file this tool did not write."""
-    sources = output_guard.InputSet([] if is_camera(source) or is_stream(source) else [source])
+def check_video_outputs(source: str, output, json_path, csv_path, model_dir: Path | None = None) -> None:
+    """Refuse, before any work, outputs that would write over the source video, the model's files or a file
+    this tool did not write."""
+    model_files = sorted(Path(model_dir).iterdir()) if model_dir else []
+    sources = output_guard.InputSet(([] if is_camera(source) or is_stream(source) else [source]) + model_files)
     output_guard.check_distinct({"--json": json_path, "--csv": csv_path, "--output": output})
     output_guard.check_output_file("--json", json_path, sources, "json")
     output_guard.check_output_file("--csv", csv_path, sources, "csv")
@@ -139,7 +147,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
               quiet: bool = False) -> VideoSummary:
     """Analyse a video; `q` or Esc closes the window and ends the run. Returns how many frames were analysed,
     how fast, and how many unreadable frames were skipped."""
-    check_video_outputs(source, output, json_path, csv_path)
+    check_video_outputs(source, output, json_path, csv_path, analyzer.model_dir)
     capture = open_source(source)
     live = is_camera(source) or is_stream(source)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -200,8 +208,9 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
     finally:
         stop.set()
         worker.stop()
-        reader.join(timeout=5)
-        capture.release()
+        reader.join(timeout=10)
+        if not reader.is_alive():  # a read still blocked on a stream keeps its capture
+            capture.release()
         if writer is not None:
             writer.release()
         writers.close()

@@ -1,0 +1,279 @@
+"""Face Analysis command line: `run` a trained model on images or video, `train` one, `evaluate` one."""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from face_analysis import __version__, paths
+from face_analysis.errors import FaceAnalysisError, UsageError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
+MODEL_TYPES = ("facenet", "normal")
+PROG = "python src/main.py" if sys.argv and sys.argv[0].endswith("main.py") else "face-analysis"
+
+
+def _number(kind, low, what: str):
+    """An argparse type: a finite number of `kind` >= low, else a usage error saying what is expected."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value) or value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
+
+
+POSITIVE_INT = _number(int, 1, "a whole number of at least 1")
+COUNT = _number(int, 0, "a whole number of at least 0")
+POSITIVE_SECONDS = _number(float, 1e-3, "a positive number of seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from face_analysis.analyzer import DEFAULT_DETECT_SIZE, DEFAULT_MIN_FACE
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Find every face in photos or video and predict age, gender and race.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    common = argparse.ArgumentParser(add_help=False)  # --debug is accepted after the command too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate,serve}")
+
+    run = commands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
+                              description="Analyse images (--img) or video (--video) with a trained model.")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--img", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
+    source.add_argument("--video", nargs="?", const="0", metavar="SOURCE",
+                        help="camera index (default 0), stream URL (rtsp://...) or video file")
+    run.add_argument("--model_type", choices=MODEL_TYPES,
+                     help="which model (default: the type saved in --model_path, else facenet)")
+    run.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
+    run.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet",
+                     help="yunet: the YuNet CNN detector (default); haar: OpenCV's Haar cascade; "
+                          "none: each image is one already-cropped face")
+    run.add_argument("--detect_size", type=COUNT, default=DEFAULT_DETECT_SIZE, metavar="PX",
+                     help="images: the longest side, in pixels, the detector sees (larger finds smaller faces, "
+                          "slower; 0: full size; default %(default)s)")
+    run.add_argument("--min_face", type=COUNT, default=DEFAULT_MIN_FACE, metavar="PX",
+                     help="faces whose box is smaller than this (longer side, pixels) are reported without age, "
+                          "gender and race (default %(default)s)")
+    run.add_argument("--threads", type=POSITIVE_INT, metavar="N",
+                     help="threads for the model and OpenCV (default: the CPU cores this process may use)")
+    run.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
+    run.add_argument("--csv", metavar="FILE", help="write one CSV row per face ('-' for stdout)")
+    run.add_argument("--output", metavar="PATH",
+                     help="images: folder for annotated copies, or a .jpg/.png file name for a single input; "
+                          "video: annotated .mp4 file")
+    run.add_argument("--show", action="store_true",
+                     help="show results in a window (video shows one by default unless --output is given); "
+                          "q or Esc quits")
+    run.add_argument("--refresh", type=POSITIVE_SECONDS, default=0.5, metavar="SECONDS",
+                     help="video: run the model again on each tracked face this often (default 0.5)")
+    run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bars")
+
+    train = commands.add_parser("train", parents=[common], help="train a model on UTKFace",
+                                description="Train a model on UTKFace and save it under saved_model/.")
+    train.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
+    train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
+                       help="UTKFace folders or .tar.gz archives (default: dataset_1.tar.gz dataset_2.tar.gz)")
+    train.add_argument("--epochs", type=POSITIVE_INT,
+                       help="training epochs (default: facenet 4 fine-tuning, normal 20)")
+    train.add_argument("--head_epochs", type=COUNT, default=2,
+                       help="facenet: epochs training the heads on the frozen backbone first (default 2)")
+    train.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="batch size (default 64)")
+    train.add_argument("--model_path", type=Path,
+                       help="where to save (default: saved_model/<type>_model); an existing folder is replaced "
+                            "only when it holds a model saved by this tool")
+    train.add_argument("--distill_from", type=Path, metavar="DIR",
+                       help="normal: a saved model (e.g. saved_model/facenet_model) whose predictions on the "
+                            "training images are mixed into the targets (knowledge distillation)")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    train.add_argument("--eval", action="store_true", help="evaluate on the test split afterwards")
+    train.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
+    train.add_argument("--seed", type=COUNT, default=0, help="random seed (default 0)")
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a saved model",
+                                   description="Evaluate a saved model on its test split or on any UTKFace-named images.")
+    evaluate.add_argument("--model_type", choices=MODEL_TYPES,
+                          help="which model (default: the type saved in --model_path, else facenet)")
+    evaluate.add_argument("--model_path", type=Path, help="folder of the saved model")
+    evaluate.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
+                          help="UTKFace folders or archives, and labelled photo sets (a folder or CSV with "
+                               "file,age,gender,race, such as FairFace: evaluated through the detector, as run does)")
+    evaluate.add_argument("--detector", choices=("yunet", "haar"), default="yunet",
+                          help="labelled photo sets: the detector that finds each face (default yunet, as run)")
+    evaluate.add_argument("--split", choices=("test", "val", "all"), default="test",
+                          help="test: the test part of the saved split (default); val: its validation part; "
+                               "all: every image given")
+    evaluate.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
+    evaluate.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
+    serve = commands.add_parser("serve", parents=[common], help="analyse photos sent over HTTP (and a page to try it)",
+                                description="Serve POST /analyze (multipart field `image`), GET /health, the OpenAPI "
+                                            "docs at /docs and a page at / to try it in a browser.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_number(int, 0, "a port number"), default=8000, help="port (default 8000)")
+    serve.add_argument("--model_type", choices=MODEL_TYPES,
+                       help="which model (default: the type saved in --model_path, else facenet)")
+    serve.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
+    serve.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet", help="face detector")
+    serve.add_argument("--max_upload_mb", type=_number(float, 0.001, "a positive number of megabytes"), default=20,
+                       help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
+    serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
+                       help="threads, and photos analysed at once (default: the CPU cores this process may use)")
+    return parser
+
+
+def command_serve(args) -> int:
+    from face_analysis import serving
+    from face_analysis.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads)
+    print(f"serving the {analyzer.model_type} model on http://{args.host}:{args.port}/ (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    serving.serve(analyzer, args.host, args.port, args.max_upload_mb)
+    return 0
+
+
+def command_run(args) -> int:
+    from face_analysis.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
+                            args.threads)
+    if args.video is not None:
+        from face_analysis import video_run
+
+        show = args.show or args.output is None
+        summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh,
+                                      quiet=args.quiet)
+        if summary.skipped:
+            print(f"warning: {args.video}: {summary.skipped} unreadable frame(s) skipped", file=sys.stderr)
+        if not args.quiet:
+            print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
+                  file=sys.stderr)
+        return 0
+    from face_analysis import run_model
+
+    summary = run_model.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet)
+    if not args.quiet:
+        print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
+              f"{summary.failed} failed", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _write_json(data, target: str) -> None:
+    import json
+
+    from face_analysis import results_io
+
+    stream = results_io.open_output(target)
+    stream.write(json.dumps(data, indent=2) + "\n")
+    if stream is not sys.stdout:
+        stream.close()
+
+
+def command_evaluate(args) -> int:
+    from face_analysis import evaluate_model, output_guard
+
+    data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
+    output_guard.check_output_file("--json", args.json, output_guard.InputSet(data_paths), "json")
+    results = evaluate_model.evaluate_sources(args.model_type, args.model_path, data_paths, args.split,
+                                              args.detector, args.stats_dir or paths.STATS_DIR)
+    for metrics in results.values():
+        print(evaluate_model.headline(metrics), file=sys.stderr)
+    if args.json:
+        _write_json(results if len(results) > 1 else next(iter(results.values())), args.json)
+    return 0
+
+
+def command_train(args) -> int:
+    from face_analysis import train_model
+
+    stats_dir = args.stats_dir or paths.STATS_DIR
+    config = train_model.TrainConfig(
+        model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
+        epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
+        seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from)
+    try:
+        model_dir = train_model.train(config)
+    except KeyboardInterrupt:
+        print("the last finished epoch's checkpoint is kept; continue with --resume", file=sys.stderr)
+        raise
+    print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
+    if args.eval:
+        from face_analysis import evaluate_model
+
+        for metrics in evaluate_model.evaluate_sources(args.model_type, model_dir, config.data_paths, "test",
+                                                       stats_dir=stats_dir).values():
+            print(f"test part: {evaluate_model.headline(metrics)}", file=sys.stderr)
+    return 0
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an error: the package's own errors and OS errors speak for themselves, others also name
+    their type."""
+    if isinstance(error, (FaceAnalysisError, ValueError, OSError)):
+        return str(error) or type(error).__name__
+    return f"{type(error).__name__}: {error} (rerun with --debug for the traceback)"
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it ends as on Ctrl-C: outputs closed and valid."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_signal(signum, frame) -> None:
+    for other in STOP_SIGNALS:  # a second signal must not cut the clean-up short
+        signal.signal(other, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.command == "run" else logging.INFO, format="%(message)s")
+    commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate, "serve": command_serve}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, _stop_on_signal) for signum in STOP_SIGNALS}
+    else:
+        previous = {}
+    try:
+        if not args.debug and args.command in ("train", "evaluate"):  # run and serve never import TensorFlow
+            from face_analysis.lite_model import quiet_stderr
+
+            with quiet_stderr():  # TensorFlow's C++ start-up notes
+                import keras  # noqa: F401
+                import tensorflow  # noqa: F401
+        return commands[args.command](args)
+    except Stopped as stop:
+        print(f"stopped by {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UsageError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - every failure becomes one line unless --debug
+        if args.debug:
+            raise
+        print(f"error: {describe_error(error)}", file=sys.stderr)
+        return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,19 @@
+"""Where the project keeps things: the shipped models, the Haar cascade, statistics and caches.
+
+They live in the project's folder (the clone, for `pip install -e .` or `python src/main.py`), which
+FACE_ANALYSIS_HOME overrides (for a `pip install .` into site-packages: point it at the clone). Caches go to
+FACE_ANALYSIS_CACHE, else `.cache/` in the project's folder when it is writable, else the user's cache folder."""
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(os.environ.get("FACE_ANALYSIS_HOME") or Path(__file__).resolve().parent.parent.parent)
+SAVED_MODEL_DIR = REPO_ROOT / "saved_model"
+STATS_DIR = REPO_ROOT / "statistics"
+STATS_ENTRIES = ("data_stats", "model_metrics")  # the folders train and evaluate write into a stats folder
+STATS_README_TITLE = "# Statistics of the shipped models"  # the first line of the README evaluate writes there
+HAAR_XML = REPO_ROOT / "xml" / "haarcascade_frontalface_alt2.xml"
+DEFAULT_DATA_PATHS = (REPO_ROOT / "dataset_1.tar.gz", REPO_ROOT / "dataset_2.tar.gz")
+# decoded images, cached features, checkpoints and TFLite exports; read as paths.CACHE_DIR at call time
+CACHE_DIR = Path(os.environ.get("FACE_ANALYSIS_CACHE")
+                 or (REPO_ROOT / ".cache" if os.access(REPO_ROOT, os.W_OK)
+                     else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "face-analysis"))

@@ -1,0 +1,59 @@
+"""The package as users get it: `import face_analysis` from any folder without TensorFlow, the analyser on
+paths, arrays and PIL images, `python -m face_analysis` and the `face-analysis` command with --version."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from PIL import Image
+
+from conftest import REPO_ROOT
+from face_analysis import FaceAnalyzer, __version__
+
+
+def outside_env():
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
+
+
+def test_import_and_analyse_from_another_folder_never_imports_tensorflow(tmp_path, astronaut_jpg):
+    FaceAnalyzer("normal")  # its TFLite file built (that one-off step needs TensorFlow) in the tests' cache
+    code = ("import sys; from face_analysis import FaceAnalyzer; from face_analysis import run_model, video_run; "
+            f"faces = FaceAnalyzer('normal').analyze({str(astronaut_jpg)!r}); "
+            "print(len(faces), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=outside_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "False", "False"]
+
+
+def test_analyze_takes_a_path_an_rgb_or_bgr_array_and_a_pil_image(astronaut_jpg):
+    analyzer = FaceAnalyzer("normal")
+    bgr = cv2.imread(str(astronaut_jpg))
+    rgb = bgr[..., ::-1]
+    results = [analyzer.analyze(astronaut_jpg), analyzer.analyze(str(astronaut_jpg)), analyzer.analyze(rgb),
+               analyzer.analyze(bgr, bgr=True), analyzer.analyze(Image.open(astronaut_jpg))]
+    for faces in results:
+        assert len(faces) == 1 and faces[0].box == results[0][0].box
+        assert faces[0].gender == results[0][0].gender and abs(faces[0].age - results[0][0].age) < 0.05
+    swapped = analyzer.analyze(bgr)  # BGR read as RGB: a different picture for the model
+    assert swapped[0].race_probabilities != results[0][0].race_probabilities
+
+
+def test_python_dash_m_prints_the_version():
+    done = subprocess.run([sys.executable, "-m", "face_analysis", "--version"], env=outside_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith(__version__)
+
+
+@pytest.mark.skipif(not (Path(sys.executable).parent / "face-analysis").exists(),
+                    reason="the console script exists after `pip install -e .` (make test does it)")
+def test_console_script_runs_from_any_folder(tmp_path, astronaut_jpg):
+    command = str(Path(sys.executable).parent / "face-analysis")
+    version = subprocess.run([command, "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"face-analysis {__version__}"
+    run = subprocess.run([command, "run", "--img", str(astronaut_jpg), "--model_type", "normal", "--json", "-",
+                          "--quiet"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert '"faces": [{"box": [178, 63, 89, 112]' in run.stdout

@@ -1,0 +1,135 @@
+"""`serve`: the HTTP API on a real uvicorn server on a free localhost port, and its page in a headless browser."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`python src/main.py serve` with the normal model and a 1 MB upload limit; its base URL."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "src" / "main.py"), "serve", "--model_type", "normal",
+                                "--port", str(port), "--max_upload_mb", "1"], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2)
+            break
+        except OSError:
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.3)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def post(url, data: bytes, name="photo.jpg", field="image", **params):
+    return httpx.post(url + "/analyze", files={field: (name, data, "application/octet-stream")}, params=params,
+                      timeout=120)
+
+
+def test_a_photo_gets_the_same_object_as_run_json(server, astronaut_jpg, tmp_path):
+    response = post(server, astronaut_jpg.read_bytes(), name="astronaut.jpg")
+    assert response.status_code == 200
+    target = tmp_path / "run.json"
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", target) == 0
+    [expected] = json.loads(target.read_text())
+    assert response.json() == {**expected, "image": "astronaut.jpg"}
+
+
+def test_health_and_docs(server):
+    health = httpx.get(server + "/health").json()
+    assert health["status"] == "ok" and health["model_type"] == "normal"
+    assert "/analyze" in httpx.get(server + "/openapi.json").json()["paths"]
+    assert httpx.get(server + "/docs").status_code == 200
+
+
+def test_a_photo_without_a_face(server):
+    ok, blank = cv2.imencode(".png", np.full((200, 300, 3), 180, np.uint8))
+    body = post(server, blank.tobytes(), name="blank.png").json()
+    assert body["faces"] == [] and body["error"] is None and (body["width"], body["height"]) == (300, 200)
+
+
+@pytest.mark.parametrize("data, status, message", [
+    (b"not a picture at all", 422, "not an image"),
+    (b"", 422, "empty file"),
+])
+def test_bad_files_get_a_json_error(server, data, status, message):
+    response = post(server, data, name="bad.jpg")
+    assert response.status_code == status and message in response.json()["detail"]
+
+
+def test_a_missing_field_or_a_model_not_loaded_is_422(server, astronaut_jpg):
+    assert post(server, astronaut_jpg.read_bytes(), field="photo").status_code == 422
+    response = post(server, astronaut_jpg.read_bytes(), model_type="facenet")
+    assert response.status_code == 422 and "not loaded" in response.json()["detail"]
+
+
+def test_an_oversized_upload_is_refused_while_it_arrives(server):
+    big = os.urandom(3 * 2**20)
+    assert post(server, big).status_code == 413  # declared by its Content-Length
+
+    def chunks():  # no Content-Length: the limit is counted as the bytes arrive
+        yield b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n\r\n"
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+        yield b"\r\n--x--\r\n"
+
+    response = httpx.post(server + "/analyze", content=chunks(),
+                          headers={"content-type": "multipart/form-data; boundary=x"}, timeout=60)
+    assert response.status_code == 413 and "too large" in response.json()["detail"]
+
+
+def test_eight_concurrent_clients(server, astronaut_jpg):
+    data = astronaut_jpg.read_bytes()
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: post(server, data, name="a.jpg"), range(32)))
+    assert [r.status_code for r in responses] == [200] * 32
+    assert all(r.json() == responses[0].json() for r in responses)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
+def test_the_page_shows_the_faces_of_a_chosen_photo(server, astronaut_jpg, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        page = browser.new_page()
+        page.goto(server + "/")
+        page.set_input_files("#file", str(astronaut_jpg))
+        page.wait_for_selector("#faces tbody tr", timeout=60000)
+        assert "1 face(s) in astronaut.jpg (512x512)" in page.inner_text("#status")
+        cells = page.inner_text("#faces tbody tr")
+        assert "178, 63, 89, 112" in cells and "female" in cells
+        page.screenshot(path=str(tmp_path / "page.png"))
+        page.set_input_files("#file", str(REPO_ROOT / "README.md"))
+        page.wait_for_selector("#status.error", timeout=60000)
+        assert "not an image" in page.inner_text("#status")
+        browser.close()
+    shot = cv2.imread(str(tmp_path / "page.png"))
+    blue, green, red = (shot[..., i].astype(int) for i in range(3))
+    assert ((green > 200) & (red < 90) & (blue < 90)).sum() > 100  # the green box drawn on the canvas
