@@ -91,7 +91,8 @@ def test_threads_follow_the_cores_this_process_may_use():
     import subprocess
     import sys
 
-    code = "import os; os.sched_setaffinity(0, {0}); from face_analysis import lite_model; print(lite_model.available_cores())"
+    code = ("import os; os.sched_setaffinity(0, {0}); from face_analysis import lite_model; "
+            "print(lite_model.available_cores())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")})
     assert done.stdout.strip() == "1", done.stderr

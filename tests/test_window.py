@@ -53,13 +53,19 @@ def find_window(display, process, title="Face Analysis", timeout=120) -> str:
     raise AssertionError("no window appeared")
 
 
-def green_pixels(display, window, path) -> int:
-    """How many pure box-green pixels a screenshot of the window holds."""
+def green_pixels(display, window, path, timeout=30) -> int:
+    """How many pure box-green pixels a screenshot of the window holds, once it has painted (polled: on a
+    busy machine the first paint can take a while)."""
     env = {**os.environ, "DISPLAY": display}
-    time.sleep(0.5)  # let the first paint land
-    subprocess.run(["import", "-window", window, str(path)], env=env, check=True, capture_output=True)
-    shot = cv2.imread(str(path))
-    return int(np.all(shot == (0, 255, 0), axis=2).sum())
+    deadline, count = time.time() + timeout, 0
+    while time.time() < deadline:
+        subprocess.run(["import", "-window", window, str(path)], env=env, check=True, capture_output=True)
+        shot = cv2.imread(str(path))
+        count = int(np.all(shot == (0, 255, 0), axis=2).sum()) if shot is not None else 0
+        if count > 80:
+            break
+        time.sleep(0.5)
+    return count
 
 
 def press(display, window, key="q"):
@@ -73,7 +79,7 @@ def test_show_opens_a_window_with_boxes_and_q_closes_it(display, astronaut_jpg, 
     process = start(display, "--img", astronaut_jpg, astronaut_jpg, "--show", "--model_type", "normal",
                     "--json", target)
     window = find_window(display, process)
-    assert green_pixels(display, window, tmp_path / "shot.png") > 200  # the face's box
+    assert green_pixels(display, window, tmp_path / "shot.png") > 80  # the face's box (1 px lines)
     press(display, window, "q")
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
@@ -92,7 +98,7 @@ def test_video_window_shows_the_tracked_face_and_esc_ends_the_run(display, astro
     writer.release()
     process = start(display, "--video", tmp_path / "long.mp4", "--model_type", "normal", "--json", target)
     window = find_window(display, process, "Face Analysis - ")
-    assert green_pixels(display, window, tmp_path / "shot.png") > 200
+    assert green_pixels(display, window, tmp_path / "shot.png") > 80
     press(display, window, "Escape")
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err

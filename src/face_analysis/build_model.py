@@ -8,9 +8,8 @@ import keras
 from keras import layers, ops
 
 from face_analysis import facenet_backbone
-from face_analysis.labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
+from face_analysis.labels import GENDERS, INPUT_SIZES, MAX_AGE, MODEL_TYPES, RACES
 
-MODEL_TYPES = ("facenet", "normal")
 AGE_SIGMA = 2.0  # width in years of the soft age target
 AGE_MAE_WEIGHT = 0.05
 STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"

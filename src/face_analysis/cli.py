@@ -12,9 +12,9 @@ from pathlib import Path
 
 from face_analysis import __version__, paths
 from face_analysis.errors import FaceAnalysisError, UsageError
+from face_analysis.labels import MODEL_TYPES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
-MODEL_TYPES = ("facenet", "normal")
 PROG = "python src/main.py" if sys.argv and sys.argv[0].endswith("main.py") else "face-analysis"
 
 
@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="analyse photos sent over HTTP (and a page to try it)",
                                 description="Serve POST /analyze (multipart field `image`), GET /health, the OpenAPI "
                                             "docs at /docs and a page at / to try it in a browser.")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=_number(int, 0, "a port number"), default=8000, help="port (default 8000)")
     serve.add_argument("--model_type", choices=MODEL_TYPES,
                        help="which model (default: the type saved in --model_path, else facenet)")

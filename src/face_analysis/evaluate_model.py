@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from face_analysis import build_model, model_store, output_guard, paths, plots, train_model, utk_data
 from face_analysis.analyzer import AGES
-from face_analysis.labels import AGE_BUCKETS, GENDERS, RACES, age_bucket
+from face_analysis.labels import AGE_BUCKETS, GENDERS, MODEL_TYPES, RACES, age_bucket
 
 log = logging.getLogger(__name__)
 CHILDHOOD_END = 10  # per-race figures are also reported for this age and over
@@ -148,7 +148,7 @@ def write_statistics_readme(stats_dir: Path) -> Path:
              "| model | test images | age MAE (years) | gender accuracy | race accuracy (5 classes) "
              f"| gender accuracy, worst / best race | the same, ages {CHILDHOOD_END}+ |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for model_type in build_model.MODEL_TYPES:
+    for model_type in MODEL_TYPES:
         path = Path(stats_dir) / "model_metrics" / f"{model_type}_model_stats" / "metrics.json"
         if not path.is_file():
             continue

@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from face_analysis import build_model, lite_model, model_store, output_guard, paths, utk_data
-from face_analysis.labels import GENDERS, MAX_AGE, RACES
+from face_analysis.labels import DEFAULT_EPOCHS, GENDERS, INPUT_SIZES, MAX_AGE, RACES
 
 log = logging.getLogger(__name__)
 DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled targets
@@ -40,7 +40,7 @@ class TrainConfig:
         self.data_paths = [Path(p) for p in self.data_paths]
         self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type)
         if self.epochs is None:
-            self.epochs = {"facenet": 4, "normal": 20}[self.model_type]
+            self.epochs = DEFAULT_EPOCHS[self.model_type]
 
 
 @dataclass
@@ -72,7 +72,7 @@ def prepare_data(data_paths, image_size: int, use_cache: bool = True) -> Prepare
     """Load every source, drop duplicates, and split by content hash (before any rebalancing or augmentation).
 
     The split of an image depends on its content alone, so each source is split 70/10/20 on its own."""
-    dataset = load_sources(data_paths, build_model.INPUT_SIZES["facenet"], use_cache=use_cache)
+    dataset = load_sources(data_paths, INPUT_SIZES["facenet"], use_cache=use_cache)
     frame = utk_data.assign_splits(utk_data.dedupe(dataset.frame))
     images = dataset.images[frame.index.to_numpy()]
     if image_size != images.shape[1]:
@@ -365,7 +365,7 @@ def train(config: TrainConfig) -> Path:
     check_train_outputs(config)
     keras.utils.set_random_seed(config.seed)
     started = time.time()
-    data = prepare_data(config.data_paths, build_model.INPUT_SIZES[config.model_type], config.use_cache)
+    data = prepare_data(config.data_paths, INPUT_SIZES[config.model_type], config.use_cache)
     train_part = data.frame.iloc[data.part("train")]
     if len(train_part) == 0 or len(data.part("val")) == 0:
         raise utk_data.DataError("too few images to make a training and a validation part")
@@ -379,7 +379,7 @@ def train(config: TrainConfig) -> Path:
     checkpoint_dir = paths.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{run_key}"
     trainer = _train_facenet if config.model_type == "facenet" else _train_normal
     model, history = trainer(config, data, train_rows, checkpoint_dir)
-    info = {"model_type": config.model_type, "input_size": build_model.INPUT_SIZES[config.model_type],
+    info = {"model_type": config.model_type, "input_size": INPUT_SIZES[config.model_type],
             "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
             "sources": {source: {s: int(n) for s, n in group["split"].value_counts().items()}
                         for source, group in data.frame.groupby("source")},
