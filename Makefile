@@ -1,26 +1,25 @@
 # Two commands on a fresh machine with Python 3.11: `make run` analyses the example photo with the shipped
-# model, `make test` runs the whole suite. Each installs what it needs into .venv first (once; again when
-# requirements.txt changes). PYTHON=python3.11 make ... picks the interpreter.
+# model, `make test` runs the whole suite. Each installs what it needs first: the Debian packages OpenCV
+# and the tests use (when it may: root or sudo), then .venv with requirements.txt and this package
+# (once; again when requirements.txt or pyproject.toml changes). PYTHON=python3.11 make ... picks the interpreter.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
 .PHONY: run test system-packages
 
-$(STAMP): requirements.txt
+system-packages:
+	@scripts/install_system_packages.sh
+
+$(STAMP): requirements.txt pyproject.toml | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
 	$(VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-run: $(STAMP)
+run: system-packages $(STAMP)
 	$(VENV)/bin/python src/main.py run --img examples/astronaut.jpg
 
-# Debian packages the window tests and OpenCV's GUI build use; skipped (the window tests then skip) where
-# apt-get is missing or neither root nor sudo is available
-system-packages:
-	@scripts/install_system_packages.sh
-
-test: $(STAMP) system-packages
+test: system-packages $(STAMP)
 	$(VENV)/bin/python -m pytest tests

@@ -8,10 +8,19 @@
 Importing this package, the analyser and `run`'s code never imports TensorFlow."""
 from importlib import metadata
 
-try:
-    __version__ = metadata.version("face-analysis")
-except metadata.PackageNotFoundError:  # run from a checkout without `pip install -e .`
-    __version__ = "1.0.0+checkout"
+def _version() -> str:
+    """The installed version, or pyproject.toml's when run from a checkout that is not installed."""
+    try:
+        return metadata.version("face-analysis")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parent.parent.parent / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+__version__ = _version()
 
 
 def __getattr__(name: str):

@@ -32,6 +32,13 @@ def _number(kind, low, what: str):
 
 
 POSITIVE_INT = _number(int, 1, "a whole number of at least 1")
+
+
+def _port(text: str) -> int:
+    port = _number(int, 0, "a port number (0 to 65535)")(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port
 COUNT = _number(int, 0, "a whole number of at least 0")
 POSITIVE_SECONDS = _number(float, 1e-3, "a positive number of seconds")
 
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "docs at /docs and a page at / to try it in a browser.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=_number(int, 0, "a port number"), default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free port)")
     serve.add_argument("--model_type", choices=MODEL_TYPES,
                        help="which model (default: the type saved in --model_path, else facenet)")
     serve.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")

@@ -32,6 +32,8 @@ def resolve_model_dir(model_type: str | None, model_path: str | Path | None) -> 
     """The folder of the model asked for: `model_path` when given (its type is then read from its manifest),
     else the shipped model of `model_type` (facenet when neither is given)."""
     if model_path is None:
+        if not paths.IS_PROJECT_FOLDER:
+            raise ModelError(paths.HOME_HINT)
         return default_model_dir(model_type or "facenet")
     directory = Path(model_path)
     if not directory.exists():

@@ -79,12 +79,12 @@ def create_app(analyzer: FaceAnalyzer, max_upload_mb: float = 20):
         return ImageResult(name, int(image.shape[1]), int(image.shape[0]), faces).to_json()
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "version": __version__, "model_type": analyzer.model_type,
                 "detector": analyzer.detector_name}
 
     @app.get("/", include_in_schema=False)
-    def page():
+    async def page():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.post("/analyze")
