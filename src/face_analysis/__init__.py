@@ -8,6 +8,7 @@
 Importing this package, the analyser and `run`'s code never imports TensorFlow."""
 from importlib import metadata
 
+
 def _version() -> str:
     """The installed version, or pyproject.toml's when run from a checkout that is not installed."""
     try:
