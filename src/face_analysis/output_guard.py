@@ -34,8 +34,9 @@ def _resolved(path: Path) -> Path:
 class InputSet:
     """The files and folders a command reads, for comparing outputs against them."""
 
-    def __init__(self, paths: Iterable[str | Path]):
-        self.paths = [Path(p) for p in paths if str(p) not in ("", "-")]
+    def __init__(self, paths: Iterable[str | Path], model_dir: Path | None = None):
+        model_files = sorted(Path(model_dir).iterdir()) if model_dir else []  # a model's files are inputs too
+        self.paths = [Path(p) for p in [*paths, *model_files] if str(p) not in ("", "-")]
         self._resolved = {_resolved(p): p for p in self.paths}
         self._identities = {}
         for path in self.paths:
@@ -77,14 +78,14 @@ def _is_image(head: bytes) -> bool:
 
 
 def _looks_like(kind: str, path: Path) -> bool:
-    head = _head(path).lstrip()
-    if not head:
+    head = _head(path)
+    if not head.strip():
         return True  # an empty file holds nothing to lose
     if kind == "video":
-        return _is_video(_head(path))
+        return _is_video(head)
     if kind == "image":
-        return _is_image(_head(path))
-    return head.startswith(_SIGNATURES[kind])
+        return _is_image(head)
+    return head.lstrip().startswith(_SIGNATURES[kind])
 
 
 def check_output_file(option: str, path: str | Path | None, inputs: InputSet, kind: str) -> None:
@@ -104,6 +105,14 @@ def check_output_file(option: str, path: str | Path | None, inputs: InputSet, ki
     if path.is_file() and not _looks_like(kind, path):
         raise UsageError(f"{option} {path}: exists and is not a {kind} file written by this tool; "
                          "remove it or choose another name")
+
+
+def check_result_outputs(inputs: InputSet, json_path, csv_path, output, output_kind: str) -> None:
+    """The checks every run makes: --json, --csv and an --output file each against the inputs, and apart."""
+    check_distinct({"--json": json_path, "--csv": csv_path, "--output": output})
+    check_output_file("--json", json_path, inputs, "json")
+    check_output_file("--csv", csv_path, inputs, "csv")
+    check_output_file("--output", output, inputs, output_kind)
 
 
 def check_output_folder(option: str, folder: str | Path | None, inputs: InputSet) -> None:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from face_analysis import image_io, output_guard, results_io
 from face_analysis.analyzer import FaceAnalyzer, ImageResult, PreparedImage
-from face_analysis.display import Window, wants_quit
+from face_analysis.display import Window, wants_quit, why_no_window
 from face_analysis.errors import ImageError
 
 log = logging.getLogger(__name__)
@@ -145,13 +145,9 @@ def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, outpu
                       model_dir: Path | None = None) -> tuple[Path | None, Path | None]:
     """Refuse, before any work, outputs that would write over an input (the model's files included) or a file
     this tool did not write; returns where annotated copies go (folder, single file)."""
-    model_files = sorted(Path(model_dir).iterdir()) if model_dir else []
-    sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError)), *model_files])
+    sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))], model_dir)
     out_dir, out_file = _annotated_target(output, items)
-    output_guard.check_distinct({"--json": json_path, "--csv": csv_path, "--output": out_file})
-    output_guard.check_output_file("--json", json_path, sources, "json")
-    output_guard.check_output_file("--csv", csv_path, sources, "csv")
-    output_guard.check_output_file("--output", out_file, sources, "image")
+    output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image")
     output_guard.check_output_folder("--output", out_dir, sources)
     return out_dir, out_file
 
@@ -168,8 +164,6 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
     out_dir, out_file = check_run_outputs(inputs, items, json_path, csv_path, output, analyzer.model_dir)
     window = Window() if show else None
     if window is not None and not window.available:
-        from face_analysis.display import why_no_window
-
         print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
         window = None
     writers = results_io.ResultWriters(json_path, csv_path)

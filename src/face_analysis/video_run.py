@@ -134,12 +134,8 @@ def _apply(tracks, outputs) -> None:
 def check_video_outputs(source: str, output, json_path, csv_path, model_dir: Path | None = None) -> None:
     """Refuse, before any work, outputs that would write over the source video, the model's files or a file
     this tool did not write."""
-    model_files = sorted(Path(model_dir).iterdir()) if model_dir else []
-    sources = output_guard.InputSet(([] if is_camera(source) or is_stream(source) else [source]) + model_files)
-    output_guard.check_distinct({"--json": json_path, "--csv": csv_path, "--output": output})
-    output_guard.check_output_file("--json", json_path, sources, "json")
-    output_guard.check_output_file("--csv", csv_path, sources, "csv")
-    output_guard.check_output_file("--output", output, sources, "video")
+    sources = output_guard.InputSet([] if is_camera(source) or is_stream(source) else [source], model_dir)
+    output_guard.check_result_outputs(sources, json_path, csv_path, output, "video")
 
 
 def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = None, json_path=None,
