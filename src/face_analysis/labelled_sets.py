@@ -6,15 +6,23 @@ Rows that cannot be used (blank fields, unknown labels, no such image) are skipp
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
+import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
+from face_analysis import face_crop, face_detection, paths
+from face_analysis.analyzer import DEFAULT_DETECT_SIZE
 from face_analysis.errors import DataError
+from face_analysis.image_io import decode_image, is_image_name
 from face_analysis.labels import AGE_GROUP_INTERVALS, GENDER_NAMES, RACE_GROUPS, RACES
+from face_analysis.utk_data import UtkDataset, iter_archive, write_cache
 
 log = logging.getLogger(__name__)
 COLUMNS = ("file", "age", "gender", "race")
@@ -49,11 +57,6 @@ def split_sources(data_paths) -> tuple[list[Path], list[Path]]:
 def _images_by_path(folder: Path) -> dict[str, bytes]:
     """The images under a folder (its .tar.gz archives included) by their path relative to it, as a CSV's
     `file` column names them ("train/1.jpg"), archive members by their path inside the archive."""
-    import tarfile
-
-    from face_analysis.image_io import is_image_name
-    from face_analysis.utk_data import iter_archive
-
     images = {}
     for file in sorted(folder.rglob("*")):
         if file.is_file() and is_image_name(file.name):
@@ -129,20 +132,9 @@ def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_c
     counted): `run` could not analyse them either. Cached under .cache/ like the UTKFace images.
 
     Returns utk_data.UtkDataset with the columns of utk_data's frame plus age_lo, age_hi, race_group, source."""
-    import hashlib
-
-    import numpy as np
-    from tqdm import tqdm
-
-    from face_analysis import face_crop, face_detection, paths
-    from face_analysis.image_io import decode_image
-    from face_analysis.utk_data import UtkDataset, write_cache
-
     csv_path = label_csv(path)
     if csv_path is None:
         raise DataError(f"{path}: not a labelled set (a CSV with the columns {','.join(COLUMNS)})")
-    from face_analysis.analyzer import DEFAULT_DETECT_SIZE
-
     finder = face_detection.make_detector(detector, DEFAULT_DETECT_SIZE)  # as `run` searches photos
     stat = csv_path.stat()
     key = hashlib.sha256(f"v1:{csv_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{size}:{detector}:"
