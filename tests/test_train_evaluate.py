@@ -1,11 +1,13 @@
 """Smoke runs of `train` and `evaluate` for both model types on the tiny generated data set."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import run_cli
-from face_analysis import model_store
+from face_analysis import face_crop, image_io, model_store
+from face_analysis.analyzer import FaceAnalyzer
 
 
 @pytest.fixture(scope="module", params=["normal", "facenet"])
@@ -29,6 +31,12 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
     assert split.groupby("sha256")["split"].nunique().max() == 1
     history = pd.read_csv(model_dir / "history.csv")
     assert "val_loss" in history and len(history) >= 1
+    if model_type == "facenet":  # only the stages from the split on are stored; the frozen ones are rebuilt
+        assert info["fine_tune_from"] == "block8"
+        with np.load(model_dir / "weights.npz") as weights:
+            stored = set(weights.files)
+        assert any("Block8" in name for name in stored)
+        assert not any("Repeat_1" in name or "Mixed_7a" in name for name in stored)
 
 
 def test_train_writes_data_distributions_before_and_after_rebalancing(trained):
@@ -78,7 +86,6 @@ def test_train_refuses_unusable_data(tmp_path, capsys):
 
 
 def test_soft_targets_mix_teacher_and_labels():
-    import numpy as np
 
     from face_analysis import train_model
 
@@ -106,8 +113,6 @@ def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_pa
 
 
 def test_age_loss_rewards_mass_inside_an_age_group_and_near_an_exact_age():
-    import numpy as np
-
     from face_analysis import build_model
 
     inside, outside = np.zeros((1, 117), np.float32), np.zeros((1, 117), np.float32)
@@ -130,8 +135,18 @@ def test_train_on_utkface_and_a_labelled_photo_set_together(tiny_utk, tmp_path):
     photos = make_photo_set(tmp_path / "photoset", copies=20)
     model_dir = tmp_path / "mixed"
     assert run_cli("train", "--model_type", "normal", "--data_path", tiny_utk, photos, "--epochs", 1,
-                   "--batch_size", 16, "--model_path", model_dir, "--stats_dir", tmp_path / "stats") == 0
+                   "--batch_size", 16, "--model_path", model_dir, "--stats_dir", tmp_path / "stats",
+                   "--crop_widen", 1.5) == 0
     _, info = model_store.load_model(model_dir, "normal")
     assert set(info["sources"]) == {"utkface", "photoset"}
     assert sum(info["sources"]["photoset"].values()) == 20
+    # run crops faces as the model learned them: the detector's chip crop widened by the saved factor
+    assert info["crop_widen"] == 1.5
+    analyzer = FaceAnalyzer(model_path=model_dir)
+    image = image_io.load_image(next(p for p in photos.iterdir() if p.suffix == ".jpg"))
+    box = analyzer.detector.detect(image)[0].box
+    chip = analyzer.detector.chip_crop
+    wide = face_crop.crop_face(image, box, 64, 1.5 * chip["scale"], chip["shift_y"])
+    assert np.array_equal(analyzer.crops(image, [box])[0], wide)
+    assert not np.array_equal(wide, face_crop.crop_face(image, box, 64, chip["scale"], chip["shift_y"]))
 

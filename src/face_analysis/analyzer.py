@@ -109,18 +109,19 @@ class FaceAnalyzer:
     model_type: "facenet" or "normal"; None reads it from `model_path` (default: facenet).
     detect_size: the longest side, in pixels, that stills are downscaled to before detection (None: full size).
     min_face: faces whose box is smaller than this many pixels are reported without predictions.
-    threads: threads for the model and OpenCV (default: the cores this process may use)."""
+    threads: threads for the model and OpenCV (default: the cores this process may use).
+    tta: average each face's outputs with those of its mirror image (twice the time; README: what it gains)."""
 
     def __init__(self, model_type: str | None = None, model_path: str | Path | None = None,
                  detector: str = "yunet", detect_size: int | None = DEFAULT_DETECT_SIZE,
-                 min_face: int = DEFAULT_MIN_FACE, threads: int | None = None):
+                 min_face: int = DEFAULT_MIN_FACE, threads: int | None = None, tta: bool = False):
         directory = self.model_dir = model_store.resolve_model_dir(model_type, model_path)
         self.threads = threads or lite_model.available_cores()
         cv2.setNumThreads(self.threads)
         self.model, self.info = lite_model.load_lite_model(directory, model_type, self.threads)
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
-        self.detector_name, self.detect_size, self.min_face = detector, detect_size, min_face
+        self.detector_name, self.detect_size, self.min_face, self.tta = detector, detect_size, min_face, tta
         self._per_thread = threading.local()
         self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
         self._per_thread.detector = face_detection.make_detector(detector, detect_size)
@@ -159,17 +160,23 @@ class FaceAnalyzer:
         size = self.input_size
         if self.detector.boxes_are_chips:
             return np.stack([face_crop.whole_image(image[y:y + h, x:x + w], size) for x, y, w, h in boxes])
-        crop = self.detector.chip_crop
-        return np.stack([face_crop.crop_face(image, box, size, crop["scale"], crop["shift_y"]) for box in boxes])
+        crop, widen = self.detector.chip_crop, self.info.get("crop_widen", 1.0)  # the model's crop (model.json)
+        return np.stack([face_crop.crop_face(image, box, size, crop["scale"] * widen, crop["shift_y"])
+                         for box in boxes])
 
     def predict_crops(self, crops: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
         """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops."""
         outputs = {"age": [], "gender": [], "race": []}
         for start in range(0, len(crops), batch_size):
+            batch = np.asarray(crops[start:start + batch_size], np.float32)
+            count = len(batch)
+            if self.tta:
+                batch = np.concatenate([batch, batch[:, :, ::-1]])
             with self._model_lock:
-                batch = self.model(np.asarray(crops[start:start + batch_size], np.float32))
+                result = self.model(batch)
             for key in outputs:
-                outputs[key].append(np.asarray(batch[key]))
+                values = np.asarray(result[key])
+                outputs[key].append((values[:count] + values[count:]) / 2 if self.tta else values)
         return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
 
     def analyze(self, image, bgr: bool = False) -> list[FacePrediction]:

@@ -8,14 +8,18 @@ import keras
 from keras import layers, ops
 
 from face_analysis import facenet_backbone
-from face_analysis.labels import GENDERS, INPUT_SIZES, MAX_AGE, MODEL_TYPES, RACES
+from face_analysis.labels import FACENET_STAGES, GENDERS, INPUT_SIZES, MAX_AGE, MODEL_TYPES, RACES
 
 AGE_SIGMA = 2.0  # width in years of the soft age target
 AGE_MAE_WEIGHT = 0.05
 STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"
-# FaceNet is frozen up to this node (its first six convolutions) and fine-tuned after it: the 17x17 stage
-# (5 Block35), Mixed_6a, the 8x8 stage (10 Block17), Mixed_7a, 6 Block8
-FACENET_TRAINABLE_FROM = "InceptionResnetV1/Conv2d_4b_3x3/Relu"
+# Where FaceNet is split into a frozen stem and a fine-tuned tail: the graph node whose output the tail takes.
+# "block35": after the first six convolutions (the 17x17 stage, Mixed_6a, the 8x8 stage, Mixed_7a and the
+# Block8 stage are fine-tuned); "mixed_7a": after the 8x8 stage; "block8": only the 3x3 Block8 stage.
+FACENET_SPLITS = dict(zip(FACENET_STAGES, ("InceptionResnetV1/Conv2d_4b_3x3/Relu",
+                                            "InceptionResnetV1/Repeat_1/block17_10/Relu",
+                                            "InceptionResnetV1/Mixed_7a/concat")))
+LEGACY_FACENET_SPLIT = "block35"  # models saved without "fine_tune_from" were split there
 
 
 def build_heads(feature_size: int, hidden: int = 256, dropout: float = 0.3) -> keras.Model:
@@ -45,20 +49,21 @@ def build_normal_model(input_size: int = INPUT_SIZES["normal"]) -> keras.Model:
     return keras.Model(image, build_heads(256, hidden=128)(x), name="normal")
 
 
-def build_facenet_parts(input_size: int = INPUT_SIZES["facenet"]):
-    """(stem, tail, heads): FaceNet up to FACENET_TRAINABLE_FROM (kept frozen), the rest of it up to the last
-    Block8 (fine-tuned), and the heads on the average-pooled 1792-d Block8 output."""
-    stem = facenet_backbone.build_backbone_part(end=FACENET_TRAINABLE_FROM, input_shape=(input_size, input_size, 3))
+def build_facenet_parts(input_size: int = INPUT_SIZES["facenet"], fine_tune_from: str = LEGACY_FACENET_SPLIT):
+    """(stem, tail, heads): FaceNet up to the split named by fine_tune_from (kept frozen), the rest of it up to
+    the last Block8 (fine-tuned), and the heads on the average-pooled 1792-d Block8 output."""
+    split = FACENET_SPLITS[fine_tune_from]
+    stem = facenet_backbone.build_backbone_part(end=split, input_shape=(input_size, input_size, 3))
     stem.name = STEM_NAME
     stem.trainable = False
-    tail = facenet_backbone.build_backbone_part(start=FACENET_TRAINABLE_FROM, input_shape=stem.output.shape[1:])
+    tail = facenet_backbone.build_backbone_part(start=split, input_shape=stem.output.shape[1:])
     tail.name = TAIL_NAME
     return stem, tail, build_heads(1792)
 
 
 def facenet_from_features(tail: keras.Model, heads: keras.Model) -> keras.Model:
-    """The trainable part of the facenet model, taking cached Mixed_7a feature maps."""
-    maps = keras.Input(tail.input.shape[1:], name="mixed_7a")
+    """The trainable part of the facenet model, taking cached feature maps of the frozen stem."""
+    maps = keras.Input(tail.input.shape[1:], name="stem_maps")
     return keras.Model(maps, heads(layers.GlobalAveragePooling2D(name="pool")(tail(maps))), name="facenet_top")
 
 
@@ -71,18 +76,18 @@ def build_facenet_model(input_size: int = INPUT_SIZES["facenet"], parts=None) ->
     return keras.Model(image, heads(x), name="facenet")
 
 
-def build_model(model_type: str) -> keras.Model:
-    """Build the named architecture ("facenet" or "normal")."""
+def build_model(model_type: str, fine_tune_from: str = LEGACY_FACENET_SPLIT) -> keras.Model:
+    """Build the named architecture ("facenet", split at fine_tune_from, or "normal")."""
     if model_type == "facenet":
-        return build_facenet_model()
+        return build_facenet_model(parts=build_facenet_parts(fine_tune_from=fine_tune_from))
     if model_type == "normal":
         return build_normal_model()
     raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
 
 
-def inference_model(model: keras.Model) -> keras.Model:
-    """The model as `run` and `evaluate` use it: the average of its outputs on each face and on the face's
-    mirror image (test-time augmentation, for twice the compute; the README says what it gains)."""
+def mirror_averaged(model: keras.Model) -> keras.Model:
+    """The model as `--tta` runs it: the average of its outputs on each face and on the face's mirror image
+    (test-time augmentation, for twice the compute; the README says what it gains)."""
     image = keras.Input(model.input.shape[1:], name="image")
     plain, mirrored = model(image), model(ops.flip(image, axis=2))
     outputs = {name: layers.Average(name=name)([plain[name], mirrored[name]]) for name in plain}

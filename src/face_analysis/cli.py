@@ -12,7 +12,7 @@ from pathlib import Path
 
 from face_analysis import __version__, paths
 from face_analysis.errors import FaceAnalysisError, UsageError
-from face_analysis.labels import MODEL_TYPES
+from face_analysis.labels import FACENET_STAGES, MODEL_TYPES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
 PROG = "python src/main.py" if sys.argv and sys.argv[0].endswith("main.py") else "face-analysis"
@@ -32,6 +32,7 @@ def _number(kind, low, what: str):
 
 
 POSITIVE_INT = _number(int, 1, "a whole number of at least 1")
+WIDEN = _number(float, 0.5, "a crop factor of at least 0.5")
 
 
 def _port(text: str) -> int:
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "gender and race (default %(default)s)")
     run.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                      help="threads for the model and OpenCV (default: the CPU cores this process may use)")
+    run.add_argument("--tta", action="store_true",
+                     help="average each face's outputs with its mirror image's (test-time augmentation: twice the "
+                          "time per face for a fraction of a point; see the README)")
     run.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
     run.add_argument("--csv", metavar="FILE", help="write one CSV row per face ('-' for stdout)")
     run.add_argument("--output", metavar="PATH",
@@ -91,11 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train a model on UTKFace and save it under saved_model/.")
     train.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
     train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
-                       help="UTKFace folders or .tar.gz archives (default: dataset_1.tar.gz dataset_2.tar.gz)")
+                       help="UTKFace folders or .tar.gz archives and labelled photo sets (a folder with a CSV "
+                            "file,age,gender,race such as ../shared/data/FairFace), in any mix "
+                            "(default: dataset_1.tar.gz dataset_2.tar.gz)")
     train.add_argument("--epochs", type=POSITIVE_INT,
-                       help="training epochs (default: facenet 4 fine-tuning, normal 20)")
+                       help="training epochs (default: facenet 6 fine-tuning, normal 20)")
     train.add_argument("--head_epochs", type=COUNT, default=2,
                        help="facenet: epochs training the heads on the frozen backbone first (default 2)")
+    train.add_argument("--fine_tune_from", choices=FACENET_STAGES, default=None,
+                       help="facenet: the first FaceNet stage that learns; the stages before it are frozen and "
+                            "their output cached once (default block8: the 3x3 Block8 stage; mixed_7a and block35 "
+                            "fine-tune more of FaceNet for 3 and 6 times the time per epoch)")
+    train.add_argument("--augmented_copies", type=COUNT, default=None,
+                       help="facenet: augmented copies of each training image whose features are cached "
+                            "(default 1; each costs one FaceNet pass over the training part)")
+    train.add_argument("--crop_widen", type=WIDEN, default=None,
+                       help="photo sets: the detector's chip crop widened by this factor, saved with the model "
+                            "and used by run (default: benchmarks/crop_choice.py's choice)")
     train.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="batch size (default 64)")
     train.add_argument("--model_path", type=Path,
                        help="where to save (default: saved_model/<type>_model); an existing folder is replaced "
@@ -121,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=("test", "val", "all"), default="test",
                           help="test: the test part of the saved split (default); val: its validation part; "
                                "all: every image given")
+    evaluate.add_argument("--tta", action="store_true", help="average each face's outputs with its mirror image's (test-time augmentation: twice the time "
+                            "per face for a fraction of a point; see the README)")
     evaluate.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
     evaluate.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
     serve = commands.add_parser("serve", parents=[common], help="analyse photos sent over HTTP (and a page to try it)",
@@ -133,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which model (default: the type saved in --model_path, else facenet)")
     serve.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
     serve.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet", help="face detector")
+    serve.add_argument("--tta", action="store_true", help="average each face's outputs with its mirror image's (test-time augmentation: twice the time "
+                            "per face for a fraction of a point; see the README)")
     serve.add_argument("--max_upload_mb", type=_number(float, 0.001, "a positive number of megabytes"), default=20,
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
@@ -144,7 +164,7 @@ def command_serve(args) -> int:
     from face_analysis import serving
     from face_analysis.analyzer import FaceAnalyzer
 
-    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads)
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta)
     print(f"serving the {analyzer.model_type} model on http://{args.host}:{args.port}/ (Ctrl-C stops)",
           file=sys.stderr, flush=True)
     serving.serve(analyzer, args.host, args.port, args.max_upload_mb)
@@ -155,7 +175,7 @@ def command_run(args) -> int:
     from face_analysis.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
-                            args.threads)
+                            args.threads, args.tta)
     if args.video is not None:
         from face_analysis import video_run
 
@@ -194,7 +214,7 @@ def command_evaluate(args) -> int:
     data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
     output_guard.check_output_file("--json", args.json, output_guard.InputSet(data_paths), "json")
     results = evaluate_model.evaluate_sources(args.model_type, args.model_path, data_paths, args.split,
-                                              args.detector, args.stats_dir or paths.STATS_DIR)
+                                              args.detector, args.stats_dir or paths.STATS_DIR, args.tta)
     for metrics in results.values():
         print(evaluate_model.headline(metrics), file=sys.stderr)
     if args.json:
@@ -209,7 +229,9 @@ def command_train(args) -> int:
     config = train_model.TrainConfig(
         model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
         epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
-        seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from)
+        seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from,
+        **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
+                             ("crop_widen", args.crop_widen)) if v is not None})
     try:
         model_dir = train_model.train(config)
     except KeyboardInterrupt:

@@ -142,7 +142,7 @@ def write_statistics_readme(stats_dir: Path) -> Path:
     lines = [paths.STATS_README_TITLE, "",
              "Every figure here comes from the saved, leak-free test split (20 % of the de-duplicated UTKFace images,",
              "chosen by a hash of each image's content; no byte-identical image is on two sides). Predictions are",
-             "the average over each face and its mirror image, as `run` makes them. Produced by:", "", "```bash",
+             "the model's outputs on each face, as `run` makes them by default (no `--tta`). Produced by:", "", "```bash",
              "python src/main.py evaluate --model_type facenet --data_path path/to/UTKFace",
              "python src/main.py evaluate --model_type normal --data_path path/to/UTKFace", "```", "",
              "| model | test images | age MAE (years) | gender accuracy | race accuracy (5 classes) "
@@ -189,8 +189,9 @@ def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> n
 
 
 def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, split: str = "test",
-             stats_dir: Path | None = paths.STATS_DIR, use_cache: bool = True) -> dict:
-    """Evaluate a saved model; writes the report under stats_dir/model_metrics/<type>_model_stats/."""
+             stats_dir: Path | None = paths.STATS_DIR, use_cache: bool = True, tta: bool = False) -> dict:
+    """Evaluate a saved model (with the mirror averaging of `--tta` when tta); writes the report under
+    stats_dir/model_metrics/<type>_model_stats/."""
     data_paths = data_paths or paths.DEFAULT_DATA_PATHS
     if stats_dir is not None:
         sources = output_guard.InputSet(data_paths)
@@ -199,13 +200,13 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
     model, info = model_store.load_model(directory, model_type)
     model_type = info["model_type"]
     split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # checked by load_model
-    data = train_model.prepare_data(data_paths, info["input_size"], use_cache)
+    data = train_model.prepare_data(data_paths, info["input_size"], use_cache, info.get("crop_widen", 1.0))
     rows = select_rows(data.frame, split_table, split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
     frame, images = data.frame.iloc[rows], data.images[rows]
-    predicted = prediction_frame(frame, predict(build_model.inference_model(model), images))
-    metrics = {"model_type": model_type, "split": split, **compute_metrics(predicted)}
+    predicted = prediction_frame(frame, predict(build_model.mirror_averaged(model) if tta else model, images))
+    metrics = {"model_type": model_type, "split": split, "tta": tta, **compute_metrics(predicted)}
     if stats_dir is not None:
         history_text = (directory / "history.csv").read_text()
         history = pd.read_csv(io.StringIO(history_text)) if history_text.strip() else None
@@ -269,9 +270,10 @@ def photo_metrics(predicted: pd.DataFrame) -> dict:
 
 
 def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: Path, split: str = "test",
-                    detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR) -> dict:
+                    detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR, tta: bool = False) -> dict:
     """Evaluate a saved model on a labelled photo set (FairFace-style CSV) exactly as `run` analyses photos:
-    the default detector, the model's crop, LiteRT. The part evaluated is the set's content-hash split."""
+    the default detector, the model's crop, LiteRT (`--tta` when tta). The part evaluated is the set's
+    content-hash split."""
     import hashlib
 
     from face_analysis import labelled_sets
@@ -280,7 +282,7 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
     if stats_dir is not None:
         sources = output_guard.InputSet([set_path])
         output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
-    analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0)
+    analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0, tta=tta)
     labelled = labelled_sets.load_labelled_set(set_path)
     digests = [hashlib.sha256(labelled.images[name]).hexdigest() for name in labelled.frame["name"]]
     frame = labelled.frame.assign(sha256=digests)
@@ -300,7 +302,7 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
         predicted_race=[RACES.index(o.race) if o else -1 for o in outputs])
     source = labelled_sets.label_csv(set_path).parent.name.lower()
     metrics = {"model_type": analyzer.model_type, "source": source, "split": split, "detector": detector,
-               **photo_metrics(predicted)}
+               "tta": tta, **photo_metrics(predicted)}
     if stats_dir is not None:
         out_dir = Path(stats_dir) / "model_metrics" / f"{analyzer.model_type}_model_stats" / source
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -360,7 +362,8 @@ def photo_report(metrics: dict) -> str:
 
 
 def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths, split: str = "test",
-                     detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR) -> dict[str, dict]:
+                     detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR,
+                     tta: bool = False) -> dict[str, dict]:
     """Figures per source: UTKFace-named chips together (`evaluate`), each labelled photo set through the
     detector as `run` sees it (`evaluate_photos`)."""
     from face_analysis import labelled_sets
@@ -368,9 +371,9 @@ def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths
     chips, photo_sets = labelled_sets.split_sources(data_paths)
     results = {}
     if chips:
-        results["utkface"] = evaluate(model_type, model_path, chips, split, stats_dir)
+        results["utkface"] = evaluate(model_type, model_path, chips, split, stats_dir, tta=tta)
     for path in photo_sets:
-        metrics = evaluate_photos(model_type, model_path, path, split, detector, stats_dir)
+        metrics = evaluate_photos(model_type, model_path, path, split, detector, stats_dir, tta)
         results[metrics["source"]] = metrics
     return results
 

@@ -126,9 +126,10 @@ def load_labelled_set(path: str | Path) -> LabelledSet:
     return LabelledSet(frame, images, skipped)
 
 
-def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_cache: bool = True):
+def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_cache: bool = True,
+                     widen: float = 1.0):
     """A labelled set's faces as `run` sees them: each photo's largest face found by `detector`, cropped with
-    that detector's chip crop to size x size (uint8 RGB). Photos where no face is found are left out (and
+    that detector's chip crop widened by `widen` to size x size (uint8 RGB). Photos where no face is found are left out (and
     counted): `run` could not analyse them either. Cached under .cache/ like the UTKFace images.
 
     Returns utk_data.UtkDataset with the columns of utk_data's frame plus age_lo, age_hi, race_group, source."""
@@ -138,7 +139,7 @@ def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_c
     finder = face_detection.make_detector(detector, DEFAULT_DETECT_SIZE)  # as `run` searches photos
     stat = csv_path.stat()
     key = hashlib.sha256(f"v1:{csv_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{size}:{detector}:"
-                         f"{finder.chip_crop}".encode()).hexdigest()[:16]
+                         f"{finder.chip_crop}{'' if widen == 1.0 else f':{widen}'}".encode()).hexdigest()[:16]
     cache = paths.CACHE_DIR / f"photos-{key}"
     if use_cache and (cache / "labels.csv").is_file():
         log.info("using face crops cached in %s", cache)
@@ -155,7 +156,7 @@ def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_c
             not_found += 1
             continue
         crop = finder.chip_crop
-        crops.append(face_crop.crop_face(image, detections[0].box, size, crop["scale"], crop["shift_y"]))
+        crops.append(face_crop.crop_face(image, detections[0].box, size, crop["scale"] * widen, crop["shift_y"]))
         keep.append(i)
     log.info("%s: no face found in %d of %d photos; they are left out", csv_path, not_found, len(labelled.frame))
     if not crops:

@@ -4,8 +4,10 @@ GENDERS = ("male", "female")
 RACES = ("white", "black", "asian", "indian", "others")
 # the facts of each model family, in one place (the builders are in build_model.py)
 INPUT_SIZES = {"facenet": 160, "normal": 64}  # pixels of the square RGB face each model takes
-DEFAULT_EPOCHS = {"facenet": 4, "normal": 20}  # facenet: fine-tuning epochs, after its head epochs
+DEFAULT_EPOCHS = {"facenet": 6, "normal": 20}  # facenet: fine-tuning epochs, after its head epochs
 MODEL_TYPES = tuple(INPUT_SIZES)
+# facenet: the FaceNet stages where fine-tuning can start (build_model.FACENET_SPLITS), earliest first
+FACENET_STAGES = ("block35", "mixed_7a", "block8")
 MAX_AGE = 116  # oldest age in UTKFace; the age head predicts a distribution over 0..MAX_AGE
 AGE_BUCKET_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70)
 AGE_BUCKETS = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")

@@ -19,7 +19,7 @@ BUILD_SECONDS = {"facenet": 30, "normal": 10}  # a TFLite build on 2 CPU cores, 
 log = logging.getLogger(__name__)
 
 
-EXPORT_VERSION = b"inference_model-1"  # changes whenever build_model.inference_model does
+EXPORT_VERSION = b"plain-2"  # changes whenever the export does (plain-2: no mirror averaging inside)
 
 
 def tflite_path(directory: Path) -> Path:
@@ -31,13 +31,11 @@ def tflite_path(directory: Path) -> Path:
 
 
 def export_tflite(model, path: Path) -> Path:
-    """Convert a trained Keras model, as build_model.inference_model runs it, to TFLite (float32), atomically."""
-    from face_analysis import build_model
-
+    """Convert a trained Keras model to TFLite (float32), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.tflite")
     with quiet_stderr():
-        build_model.inference_model(model).export(str(tmp), format="litert", verbose=False)
+        model.export(str(tmp), format="litert", verbose=False)
     os.replace(tmp, path)
     return path
 

@@ -143,7 +143,7 @@ def load_model(directory: Path, model_type: str | None = None):
 
     directory = Path(directory)
     info = read_model_info(directory, model_type)
-    model = build_model.build_model(info["model_type"])
+    model = build_model.build_model(info["model_type"], info.get("fine_tune_from", build_model.LEGACY_FACENET_SPLIT))
     layers = list(_stored_layers(model))
     weights = _read_weights(directory / "weights.npz", layers, info["model_type"])
     for layer in layers:

@@ -19,6 +19,8 @@ from face_analysis.labels import DEFAULT_EPOCHS, GENDERS, INPUT_SIZES, MAX_AGE, 
 
 log = logging.getLogger(__name__)
 DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled targets
+DEFAULT_FINE_TUNE_FROM = "block8"  # fits the 150-minute budget on 2 cores with UTKFace and FairFace (README)
+DEFAULT_CROP_WIDEN = 1.25  # chosen by benchmarks/crop_choice.py on FairFace's validation part (README)
 
 
 @dataclass
@@ -31,10 +33,12 @@ class TrainConfig:
     resume: bool = False
     seed: int = 0
     head_epochs: int = 2
-    augmented_copies: int = 2  # facenet: augmented versions of each training image whose features are cached
+    augmented_copies: int = 1  # facenet: augmented versions of each training image whose features are cached
     stats_dir: Path | None = None
     use_cache: bool = True
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
+    fine_tune_from: str = DEFAULT_FINE_TUNE_FROM  # facenet: where the frozen stem ends (build_model.FACENET_SPLITS)
+    crop_widen: float = DEFAULT_CROP_WIDEN  # photos: the detector's chip crop widened by this factor
 
     def __post_init__(self):
         self.data_paths = [Path(p) for p in self.data_paths]
@@ -54,25 +58,28 @@ class PreparedData:
         return np.flatnonzero(self.frame["split"].to_numpy() == split)
 
 
-def load_sources(data_paths, image_size: int, use_cache: bool = True) -> utk_data.UtkDataset:
+def load_sources(data_paths, image_size: int, use_cache: bool = True,
+                 crop_widen: float = 1.0) -> utk_data.UtkDataset:
     """Every labelled image of the data paths, at image_size: UTKFace chips from UTK-named folders and
-    archives, and from each labelled photo set (a CSV such as FairFace's) the faces `run` would find and crop."""
+    archives, and from each labelled photo set (a CSV such as FairFace's) the faces `run` would find and crop
+    (the detector's chip crop widened by crop_widen)."""
     from face_analysis import labelled_sets
 
     chips, photo_sets = labelled_sets.split_sources(data_paths)
     parts = [utk_data.load_utkface(chips, image_size, use_cache=use_cache)] if chips else []
-    parts += [labelled_sets.load_photo_crops(p, image_size, use_cache=use_cache) for p in photo_sets]
+    parts += [labelled_sets.load_photo_crops(p, image_size, use_cache=use_cache, widen=crop_widen)
+              for p in photo_sets]
     if len(parts) == 1:
         return parts[0]
     return utk_data.UtkDataset(np.concatenate([p.images for p in parts]),
                                pd.concat([p.frame for p in parts], ignore_index=True))
 
 
-def prepare_data(data_paths, image_size: int, use_cache: bool = True) -> PreparedData:
+def prepare_data(data_paths, image_size: int, use_cache: bool = True, crop_widen: float = 1.0) -> PreparedData:
     """Load every source, drop duplicates, and split by content hash (before any rebalancing or augmentation).
 
     The split of an image depends on its content alone, so each source is split 70/10/20 on its own."""
-    dataset = load_sources(data_paths, INPUT_SIZES["facenet"], use_cache=use_cache)
+    dataset = load_sources(data_paths, INPUT_SIZES["facenet"], use_cache=use_cache, crop_widen=crop_widen)
     frame = utk_data.assign_splits(utk_data.dedupe(dataset.frame))
     images = dataset.images[frame.index.to_numpy()]
     if image_size != images.shape[1]:
@@ -197,7 +204,7 @@ def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None):
 def _teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -> dict[str, np.ndarray]:
     """A saved model's softmax outputs on the given rows of the data (cached per teacher and data)."""
     teacher, info = model_store.load_model(teacher_dir)
-    data = prepare_data(config.data_paths, info["input_size"], config.use_cache)
+    data = prepare_data(config.data_paths, info["input_size"], config.use_cache, config.crop_widen)
     manifest = (Path(teacher_dir) / model_store.MANIFEST).read_bytes()
     key = _data_key(data.frame.iloc[rows], hashlib.sha256(manifest).hexdigest())
     path = paths.CACHE_DIR / f"teacher-{key}.npz"
@@ -296,11 +303,11 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     decaying learning rate."""
     import keras
 
-    stem, tail, heads = build_model.build_facenet_parts()
+    stem, tail, heads = build_model.build_facenet_parts(fine_tune_from=config.fine_tune_from)
     scale = lambda x: (np.asarray(x, np.float32) - 127.5) / 128.0  # noqa: E731 - FaceNet's input scaling
     map_shape = tuple(stem.output.shape[1:])
     # the split node is part of the key: stages of FaceNet that differ can have maps of the same shape
-    key = _data_key(data.frame, build_model.FACENET_TRAINABLE_FROM, map_shape)
+    key = _data_key(data.frame, build_model.FACENET_SPLITS[config.fine_tune_from], map_shape, config.crop_widen)
     originals = _cached_array(
         paths.CACHE_DIR / f"facenet-maps-{key}.npy", len(data.frame), map_shape,
         lambda a, b: stem.predict_on_batch(scale(data.images[a:b])), 32, "caching FaceNet features", config.use_cache)
@@ -365,7 +372,7 @@ def train(config: TrainConfig) -> Path:
     check_train_outputs(config)
     keras.utils.set_random_seed(config.seed)
     started = time.time()
-    data = prepare_data(config.data_paths, INPUT_SIZES[config.model_type], config.use_cache)
+    data = prepare_data(config.data_paths, INPUT_SIZES[config.model_type], config.use_cache, config.crop_widen)
     train_part = data.frame.iloc[data.part("train")]
     if len(train_part) == 0 or len(data.part("val")) == 0:
         raise utk_data.DataError("too few images to make a training and a validation part")
@@ -385,6 +392,8 @@ def train(config: TrainConfig) -> Path:
                         for source, group in data.frame.groupby("source")},
             "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
+            "crop_widen": config.crop_widen,
+            **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
             "training_seconds": round(time.time() - started)}
     split = data.frame[["sha256", "split"]]  # content hashes only: no UTKFace names or labels are stored
     model_store.save_model(model, config.model_dir, info, {
