@@ -289,14 +289,16 @@ def test_a_tampered_tflite_cache_is_rebuilt(tmp_path, astronaut_jpg, caplog):
     from face_analysis import lite_model, model_store
 
     directory = model_store.default_model_dir("normal")
-    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", tmp_path / "a.json") == 0
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--precision", "float32",
+                   "--json", tmp_path / "a.json") == 0
     path = lite_model.tflite_path(directory)
     data = bytearray(path.read_bytes())
     for i in range(len(data) // 2, len(data) // 2 + 64, 4):
         data[i] ^= 0x5A
     path.write_bytes(bytes(data))
     caplog.clear()
-    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--json", tmp_path / "b.json") == 0
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--precision", "float32",
+                   "--json", tmp_path / "b.json") == 0
     assert "does not match its recorded sha256: rebuilding it" in caplog.text
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
 

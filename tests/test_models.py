@@ -115,13 +115,14 @@ def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
     assert not any(p.name.startswith(".") for p in directory.parent.iterdir())
 
 
-def test_litert_export_agrees_with_keras(saved_normal, tiny_utk):
-    """The TFLite model run by LiteRT gives the Keras model's classes, and its age within 0.5 year."""
+def test_float32_export_agrees_with_keras(saved_normal, tiny_utk):
+    """The float32 TFLite export compiled by OpenVINO gives the Keras model's classes, and its age within 0.5
+    year."""
     from face_analysis import lite_model, train_model
     from face_analysis.labels import MAX_AGE
 
     model, directory = saved_normal
-    lite, info = lite_model.load_lite_model(directory, "normal")
+    lite, info = lite_model.load_lite_model(directory, "normal", precision="float32")
     assert lite_model.tflite_path(directory).is_file()
     keras_model, _ = model_store.load_model(directory, "normal")
     images = train_model.prepare_data([tiny_utk], 64, use_cache=False).images.astype("float32")
@@ -132,28 +133,25 @@ def test_litert_export_agrees_with_keras(saved_normal, tiny_utk):
         assert (expected[key].argmax(1) == got[key].argmax(1)).all()
 
 
-def test_mirror_averaged_model_averages_the_face_and_its_mirror_image():
-    """What evaluate --tta executes: the mean of the outputs on the face and on its mirror image."""
-    model = build_model.build_normal_model()
-    images = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
-    plain, mirrored = model.predict_on_batch(images), model.predict_on_batch(images[:, :, ::-1])
-    averaged = build_model.mirror_averaged(model).predict_on_batch(images)
-    assert set(averaged) == {"age", "gender", "race"}
-    for key in averaged:
-        assert not np.allclose(plain[key], mirrored[key], atol=1e-6)  # the mirror image is a different input
-        np.testing.assert_allclose(averaged[key], (plain[key] + mirrored[key]) / 2, rtol=1e-5, atol=1e-6)
-
-
 def test_run_tta_averages_each_face_with_its_mirror_image(saved_normal):
-    """run --tta (LiteRT): the mean of the plain outputs on each crop and on its mirror image; without it the
+    """run --tta: the mean of the plain outputs on each crop and on its mirror image; without it the
     plain outputs."""
     from face_analysis.analyzer import FaceAnalyzer
 
     _, directory = saved_normal
     crops = np.random.default_rng(1).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
-    plain_analyzer = FaceAnalyzer(model_path=directory, detector="none")
+    plain_analyzer = FaceAnalyzer(model_path=directory, detector="none", precision="float32")
     plain, mirrored = plain_analyzer.predict_crops(crops), plain_analyzer.predict_crops(crops[:, :, ::-1])
-    averaged = FaceAnalyzer(model_path=directory, detector="none", tta=True).predict_crops(crops, batch_size=2)
+    averaged = FaceAnalyzer(model_path=directory, detector="none", tta=True,
+                            precision="float32").predict_crops(crops, batch_size=2)
     for key in ("age", "gender", "race"):
         assert not np.allclose(plain[key], mirrored[key], atol=1e-6)
         np.testing.assert_allclose(averaged[key], (plain[key] + mirrored[key]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_without_int8_files_names_the_fix(saved_normal):
+    from face_analysis.analyzer import FaceAnalyzer
+
+    _, directory = saved_normal
+    with pytest.raises(model_store.ModelError, match="quantize"):
+        FaceAnalyzer(model_path=directory)

@@ -18,7 +18,6 @@ def outside_env():
 
 
 def test_import_and_analyse_from_another_folder_never_imports_tensorflow(tmp_path, astronaut_jpg):
-    FaceAnalyzer("normal")  # its TFLite file built (that one-off step needs TensorFlow) in the tests' cache
     code = ("import sys; from face_analysis import FaceAnalyzer, run_model, serving, video_run; "
             f"faces = FaceAnalyzer('normal').analyze({str(astronaut_jpg)!r}); "
             "print(len(faces), 'tensorflow' in sys.modules, 'keras' in sys.modules)")

@@ -39,6 +39,24 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
         assert not any("Repeat_1" in name or "Mixed_7a" in name for name in stored)
 
 
+def test_train_quantizes_to_int8_files_that_answer_as_float32(trained, tiny_utk):
+    """train saves the int8 files in the model's manifest; on the training images they give the float32
+    model's gender and race (NNCF keeps layers in float until 99 % of the agreement images do)."""
+    from face_analysis import lite_model, train_model
+
+    model_type, model_dir, _ = trained
+    manifest = json.loads((model_dir / model_store.MANIFEST).read_text())
+    assert {lite_model.INT8_FILE, lite_model.INT8_WEIGHTS} <= set(manifest)
+    info = model_store.read_model_info(model_dir)
+    data = train_model.prepare_data([tiny_utk], info["input_size"], use_cache=False)
+    images = data.images[data.part("train")].astype(np.float32)
+    float32 = lite_model.load_lite_model(model_dir, precision="float32")[0](images)
+    int8 = lite_model.load_lite_model(model_dir, precision="int8")[0](images)
+    for key in ("gender", "race"):
+        assert np.mean(float32[key].argmax(1) == int8[key].argmax(1)) >= 0.9
+    assert not np.array_equal(float32["age"], int8["age"])  # a different program, not the float one again
+
+
 def test_train_writes_data_distributions_before_and_after_rebalancing(trained):
     _, _, stats = trained
     raw = pd.read_csv(stats / "data_stats" / "raw_data_stats" / "counts.csv")

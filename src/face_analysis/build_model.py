@@ -85,15 +85,6 @@ def build_model(model_type: str, fine_tune_from: str = LEGACY_FACENET_SPLIT) -> 
     raise ValueError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
 
 
-def mirror_averaged(model: keras.Model) -> keras.Model:
-    """The model as `--tta` runs it: the average of its outputs on each face and on the face's mirror image
-    (test-time augmentation, for twice the compute; the README says what it gains)."""
-    image = keras.Input(model.input.shape[1:], name="image")
-    plain, mirrored = model(image), model(ops.flip(image, axis=2))
-    outputs = {name: layers.Average(name=name)([plain[name], mirrored[name]]) for name in plain}
-    return keras.Model(image, outputs, name=f"{model.name}_with_mirror")
-
-
 def expected_age(distribution):
     """Mean of an age distribution over 0..MAX_AGE (works on numpy arrays and tensors)."""
     return ops.sum(distribution * ops.arange(MAX_AGE + 1, dtype="float32"), axis=-1)

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --debug is accepted after the command too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate,serve}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate,serve,quantize}")
 
     run = commands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
                               description="Analyse images (--img) or video (--video) with a trained model.")
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "gender and race (default %(default)s)")
     run.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                      help="threads for the model and OpenCV (default: the CPU cores this process may use)")
+    run.add_argument("--precision", choices=("int8", "float32"), default="int8",
+                     help="int8: the model's quantized file (default; 2x faster, same answers: see the README); "
+                          "float32: the full-precision export")
     run.add_argument("--tta", action="store_true",
                      help="average each face's outputs with its mirror image's (test-time augmentation: twice the "
                           "time per face for a fraction of a point; see the README)")
@@ -137,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=("test", "val", "all"), default="test",
                           help="test: the test part of the saved split (default); val: its validation part; "
                                "all: every image given")
+    evaluate.add_argument("--precision", choices=("int8", "float32"), default="int8",
+                          help="int8: the model's quantized file (default; 2x faster, same answers: see the README); "
+                               "float32: the full-precision export")
     evaluate.add_argument("--tta", action="store_true", help="average each face's outputs with its mirror image's (test-time augmentation: twice the time "
                             "per face for a fraction of a point; see the README)")
     evaluate.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
@@ -151,20 +157,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which model (default: the type saved in --model_path, else facenet)")
     serve.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
     serve.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet", help="face detector")
+    serve.add_argument("--precision", choices=("int8", "float32"), default="int8",
+                       help="int8: the model's quantized file (default; 2x faster, same answers: see the README); "
+                            "float32: the full-precision export")
     serve.add_argument("--tta", action="store_true", help="average each face's outputs with its mirror image's (test-time augmentation: twice the time "
                             "per face for a fraction of a point; see the README)")
     serve.add_argument("--max_upload_mb", type=_number(float, 0.001, "a positive number of megabytes"), default=20,
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                        help="threads, and photos analysed at once (default: the CPU cores this process may use)")
+    quantize = commands.add_parser("quantize", parents=[common], help="add the int8 file to a saved model",
+                                   description="Quantize a saved model to int8 (what run uses by default), calibrated "
+                                               "on images of the model's own training part, and add the file to the "
+                                               "model's folder. train does this itself; this is for older models.")
+    quantize.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
+    quantize.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
+                          help="the data the model was trained on (as given to train)")
     return parser
+
+
+def command_quantize(args) -> int:
+    from face_analysis import train_model
+
+    path = train_model.quantize(args.model_path, args.data_path)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def command_serve(args) -> int:
     from face_analysis import serving
     from face_analysis.analyzer import FaceAnalyzer
 
-    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta)
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta,
+                            precision=args.precision)
     print(f"serving the {analyzer.model_type} model on http://{args.host}:{args.port}/ (Ctrl-C stops)",
           file=sys.stderr, flush=True)
     serving.serve(analyzer, args.host, args.port, args.max_upload_mb)
@@ -175,7 +200,7 @@ def command_run(args) -> int:
     from face_analysis.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
-                            args.threads, args.tta)
+                            args.threads, args.tta, args.precision)
     if args.video is not None:
         from face_analysis import video_run
 
@@ -214,7 +239,8 @@ def command_evaluate(args) -> int:
     data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
     output_guard.check_output_file("--json", args.json, output_guard.InputSet(data_paths), "json")
     results = evaluate_model.evaluate_sources(args.model_type, args.model_path, data_paths, args.split,
-                                              args.detector, args.stats_dir or paths.STATS_DIR, args.tta)
+                                              args.detector, args.stats_dir or paths.STATS_DIR, args.tta,
+                                              args.precision)
     for metrics in results.values():
         print(evaluate_model.headline(metrics), file=sys.stderr)
     if args.json:
@@ -275,13 +301,14 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.command == "run" else logging.INFO, format="%(message)s")
-    commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate, "serve": command_serve}
+    commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate, "serve": command_serve,
+                "quantize": command_quantize}
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, _stop_on_signal) for signum in STOP_SIGNALS}
     else:
         previous = {}
     try:
-        if not args.debug and args.command in ("train", "evaluate"):  # run and serve never import TensorFlow
+        if not args.debug and args.command in ("train", "evaluate", "quantize"):  # run and serve never import TensorFlow
             from face_analysis.lite_model import quiet_stderr
 
             with quiet_stderr():  # TensorFlow's C++ start-up notes

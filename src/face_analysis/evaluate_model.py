@@ -11,19 +11,20 @@ import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix
 from tqdm import tqdm
 
-from face_analysis import build_model, model_store, output_guard, paths, plots, train_model, utk_data
-from face_analysis.analyzer import AGES
+from face_analysis import model_store, output_guard, paths, plots, train_model, utk_data
+from face_analysis.analyzer import AGES, DEFAULT_PRECISION
 from face_analysis.labels import AGE_BUCKETS, GENDERS, MODEL_TYPES, RACES, age_bucket
 
 log = logging.getLogger(__name__)
 CHILDHOOD_END = 10  # per-race figures are also reported for this age and over
 
 
-def predict(model, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Softmax outputs of a model on uint8 images, batch by batch with a progress bar."""
+def predict(predict_batch, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Softmax outputs on uint8 images, batch by batch with a progress bar; predict_batch maps a float32
+    batch to the outputs (FaceAnalyzer.predict_crops, a Keras model's predict_on_batch)."""
     outputs = {"age": [], "gender": [], "race": []}
     for start in tqdm(range(0, len(images), batch_size), desc="evaluating", unit="batch"):
-        batch = model.predict_on_batch(np.asarray(images[start:start + batch_size], np.float32))
+        batch = predict_batch(np.asarray(images[start:start + batch_size], np.float32))
         for key in outputs:
             outputs[key].append(np.asarray(batch[key]))
     return {k: np.concatenate(v) for k, v in outputs.items()}
@@ -189,24 +190,29 @@ def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> n
 
 
 def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, split: str = "test",
-             stats_dir: Path | None = paths.STATS_DIR, use_cache: bool = True, tta: bool = False) -> dict:
-    """Evaluate a saved model (with the mirror averaging of `--tta` when tta); writes the report under
-    stats_dir/model_metrics/<type>_model_stats/."""
+             stats_dir: Path | None = paths.STATS_DIR, use_cache: bool = True, tta: bool = False,
+             precision: str = DEFAULT_PRECISION) -> dict:
+    """Evaluate a saved model on UTKFace-named chips as `run` executes it (precision, `--tta` when tta);
+    writes the report under stats_dir/model_metrics/<type>_model_stats/."""
+    from face_analysis.analyzer import FaceAnalyzer
+
     data_paths = data_paths or paths.DEFAULT_DATA_PATHS
     if stats_dir is not None:
         sources = output_guard.InputSet(data_paths)
         output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
     directory = model_store.resolve_model_dir(model_type, model_path)
-    model, info = model_store.load_model(directory, model_type)
+    analyzer = FaceAnalyzer(model_type, directory, detector="none", tta=tta, precision=precision)
+    info = analyzer.info
     model_type = info["model_type"]
-    split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # checked by load_model
+    split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # in the checked manifest
     data = train_model.prepare_data(data_paths, info["input_size"], use_cache, info.get("crop_widen", 1.0))
     rows = select_rows(data.frame, split_table, split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
     frame, images = data.frame.iloc[rows], data.images[rows]
-    predicted = prediction_frame(frame, predict(build_model.mirror_averaged(model) if tta else model, images))
-    metrics = {"model_type": model_type, "split": split, "tta": tta, **compute_metrics(predicted)}
+    predicted = prediction_frame(frame, predict(analyzer.predict_crops, images))
+    metrics = {"model_type": model_type, "split": split, "precision": precision, "tta": tta,
+               **compute_metrics(predicted)}
     if stats_dir is not None:
         history_text = (directory / "history.csv").read_text()
         history = pd.read_csv(io.StringIO(history_text)) if history_text.strip() else None
@@ -270,10 +276,11 @@ def photo_metrics(predicted: pd.DataFrame) -> dict:
 
 
 def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: Path, split: str = "test",
-                    detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR, tta: bool = False) -> dict:
+                    detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR, tta: bool = False,
+                    precision: str = DEFAULT_PRECISION) -> dict:
     """Evaluate a saved model on a labelled photo set (FairFace-style CSV) exactly as `run` analyses photos:
-    the default detector, the model's crop, LiteRT (`--tta` when tta). The part evaluated is the set's
-    content-hash split."""
+    the default detector, the model's crop, the compiled model at `precision` (`--tta` when tta). The part
+    evaluated is the set's content-hash split."""
     import hashlib
 
     from face_analysis import labelled_sets
@@ -282,7 +289,7 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
     if stats_dir is not None:
         sources = output_guard.InputSet([set_path])
         output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
-    analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0, tta=tta)
+    analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0, tta=tta, precision=precision)
     labelled = labelled_sets.load_labelled_set(set_path)
     digests = [hashlib.sha256(labelled.images[name]).hexdigest() for name in labelled.frame["name"]]
     frame = labelled.frame.assign(sha256=digests)
@@ -302,7 +309,7 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
         predicted_race=[RACES.index(o.race) if o else -1 for o in outputs])
     source = labelled_sets.label_csv(set_path).parent.name.lower()
     metrics = {"model_type": analyzer.model_type, "source": source, "split": split, "detector": detector,
-               "tta": tta, **photo_metrics(predicted)}
+               "precision": precision, "tta": tta, **photo_metrics(predicted)}
     if stats_dir is not None:
         out_dir = Path(stats_dir) / "model_metrics" / f"{analyzer.model_type}_model_stats" / source
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -325,8 +332,8 @@ def photo_tables(stats_dir: Path) -> list[str]:
     for source, rows in by_source.items():
         lines += ["", f"## {source}: photos through `run`'s path", "",
                   f"The {rows[0]['split']} part of `{source}` (content-hash split), each photo analysed as `run` "
-                  "does it "
-                  "(default detector, the model's crop, LiteRT); a photo whose face is not found counts as wrong. "
+                  "does it (default detector, the model's crop, the compiled int8 model); a photo whose face is "
+                  "not found counts as wrong. "
                   "Produced by `python src/main.py evaluate --model_type TYPE --data_path path/to/" + source + "`.", "",
                   "| model | photos | faces not found | age group (9) | within one group | gender | race (5) "
                   "| race without others | gender, worst / best race group (found) |",
@@ -363,7 +370,7 @@ def photo_report(metrics: dict) -> str:
 
 def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths, split: str = "test",
                      detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR,
-                     tta: bool = False) -> dict[str, dict]:
+                     tta: bool = False, precision: str = DEFAULT_PRECISION) -> dict[str, dict]:
     """Figures per source: UTKFace-named chips together (`evaluate`), each labelled photo set through the
     detector as `run` sees it (`evaluate_photos`)."""
     from face_analysis import labelled_sets
@@ -371,9 +378,9 @@ def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths
     chips, photo_sets = labelled_sets.split_sources(data_paths)
     results = {}
     if chips:
-        results["utkface"] = evaluate(model_type, model_path, chips, split, stats_dir, tta=tta)
+        results["utkface"] = evaluate(model_type, model_path, chips, split, stats_dir, tta=tta, precision=precision)
     for path in photo_sets:
-        metrics = evaluate_photos(model_type, model_path, path, split, detector, stats_dir, tta)
+        metrics = evaluate_photos(model_type, model_path, path, split, detector, stats_dir, tta, precision)
         results[metrics["source"]] = metrics
     return results
 

@@ -90,20 +90,39 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
         meta = {"format_version": FORMAT_VERSION, "genders": list(GENDERS), "races": list(RACES),
                 "max_age": MAX_AGE, **info}
         (tmp / "model.json").write_text(json.dumps(meta, indent=2))
-        for name, data in (files or {}).items():
-            (tmp / name).write_bytes(data)
-        manifest = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        for path in tmp.iterdir():
-            with open(path, "rb") as file:
-                os.fsync(file.fileno())
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
+        _finish_folder(tmp, directory, files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def add_files(directory: Path, files: dict[str, bytes]) -> None:
+    """Add (or replace) files in a saved model, as atomically as save_model: a checked copy of the folder
+    gets them and a new manifest, then takes the folder's place."""
+    directory = Path(directory)
+    read_model_info(directory)  # refuses a damaged model before anything is written
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(directory, tmp)
+        _finish_folder(tmp, directory, files)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _finish_folder(tmp: Path, directory: Path, files: dict[str, bytes] | None) -> None:
+    """Write files and the manifest into tmp, flush them, and swap tmp into directory's place."""
+    for name, data in (files or {}).items():
+        (tmp / name).write_bytes(data)
+    manifest = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    for path in tmp.iterdir():
+        with open(path, "rb") as file:
+            os.fsync(file.fileno())
+    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_model_info(directory: Path, model_type: str | None = None) -> dict:

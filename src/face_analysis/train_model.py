@@ -354,6 +354,32 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     return build_model.build_facenet_model(parts=parts), history
 
 
+def quantization_images(images: np.ndarray, train_rows: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, agreement): two disjoint fixed random samples of the training part, for int8
+    quantization (lite_model.int8_files)."""
+    picks = np.random.default_rng(seed).permutation(np.unique(train_rows))
+    calibration = picks[:lite_model.CALIBRATION_IMAGES]
+    agreement = picks[lite_model.CALIBRATION_IMAGES:lite_model.CALIBRATION_IMAGES + lite_model.AGREEMENT_IMAGES]
+    return images[np.sort(calibration)], images[np.sort(agreement if len(agreement) else calibration)]
+
+
+def quantize(model_dir: Path, data_paths, use_cache: bool = True) -> Path:
+    """Add the int8 files to a saved model that lacks them (or replace them), quantized with images of the
+    model's own training part found among data_paths."""
+    from face_analysis import evaluate_model
+
+    model, info = model_store.load_model(model_dir)
+    split_table = pd.read_csv(Path(model_dir) / "split.csv", dtype={"sha256": str})
+    data = prepare_data(data_paths, info["input_size"], use_cache, info.get("crop_widen", 1.0))
+    rows = evaluate_model.select_rows(data.frame, split_table, "train")
+    if len(rows) == 0 or not data.frame["sha256"].isin(split_table["sha256"]).any():
+        raise utk_data.DataError(f"none of the images given is in the training part of {model_dir}")
+    int8 = lite_model.int8_files(model, *quantization_images(data.images, rows))
+    model_store.add_files(model_dir, int8)
+    log.info("added %s (%.1f MB) to %s", ", ".join(int8), sum(map(len, int8.values())) / 1e6, model_dir)
+    return Path(model_dir) / lite_model.INT8_FILE
+
+
 def check_train_outputs(config: TrainConfig) -> None:
     """Refuse, before any work, a model or statistics folder that would replace the data or files this tool
     did not write."""
@@ -396,8 +422,11 @@ def train(config: TrainConfig) -> Path:
             **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
             "training_seconds": round(time.time() - started)}
     split = data.frame[["sha256", "split"]]  # content hashes only: no UTKFace names or labels are stored
+    log.info("quantizing to int8 (lite_model.int8_files) ...")
+    int8 = lite_model.int8_files(model, *quantization_images(data.images, data.part("train"), config.seed))
     model_store.save_model(model, config.model_dir, info, {
-        "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history))})
+        "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history)),
+        **int8})
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     lite_model.write_tflite(model, config.model_dir)  # what `run` executes
     log.info("saved %s model to %s after %.0f s", config.model_type, config.model_dir, time.time() - started)
