@@ -1,4 +1,5 @@
-"""Milliseconds per face of each shipped model on this CPU, at batch 1 and batch 32.
+"""Milliseconds per face of each shipped model on this CPU, at batch 1 and batch 32, for each precision
+with and without --tta, and the time to load it.
 
     python benchmarks/model_speed.py
 """
@@ -30,11 +31,15 @@ def main():
     args = parser.parse_args()
     print(f"CPU cores: {os.cpu_count()}")
     for model_type in args.model_type:
-        started = time.perf_counter()
-        analyzer = FaceAnalyzer(model_type)
-        load = time.perf_counter() - started
-        figures = [f"{ms_per_face(analyzer, batch, args.seconds):.1f} ms/face at batch {batch}" for batch in (1, 32)]
-        print(f"{model_type}: load {load:.1f} s; " + "; ".join(figures))
+        for precision in ("int8", "float32"):
+            for tta in (False, True):
+                started = time.perf_counter()
+                analyzer = FaceAnalyzer(model_type, precision=precision, tta=tta)
+                load = time.perf_counter() - started
+                figures = [f"{ms_per_face(analyzer, batch, args.seconds):.2f} ms/face at batch {batch}"
+                           for batch in (1, 32)]
+                print(f"{model_type} {precision}{' --tta' if tta else ''}: load {load:.2f} s; " + "; ".join(figures),
+                      flush=True)
 
 
 if __name__ == "__main__":
