@@ -162,11 +162,12 @@ def write_statistics_readme(stats_dir: Path) -> Path:
     lines += ["", "Per age bucket, per race and per gender, with precision, recall and F1 per class, in each model's",
               "`model_metrics/<type>_model_stats/report.md`. Those folders also hold `metrics.json`, the CSV tables",
               "and the plots: `training_curves.png`, `gender_confusion.png`, `race_confusion.png`,",
-              "`age_predicted_vs_true.png`, `age_mae_by_bucket.png`, `prediction_grid.png`.",
+              "`age_predicted_vs_true.png`, `age_mae_by_bucket.png`.",
               "`data_stats/raw_data_stats/` shows the age, gender and race distributions of all de-duplicated images,",
               "`data_stats/adjusted_data_stats/` those of the training part after rebalancing (validation and test keep",
-              "their natural distribution). `evaluate` also writes every test prediction to `predictions.csv`, which",
-              "is kept out of git because it lists UTKFace labels (the licence forbids redistributing the data)."]
+              "their natural distribution). `evaluate` also writes every test prediction to `predictions.csv` and a",
+              "grid of 16 test faces to `prediction_grid.png`, both kept out of git: they show the data's labels and",
+              "faces, which the licences forbid redistributing."]
     path = Path(stats_dir) / "README.md"
     if path.is_file() and not path.read_text(errors="replace").startswith(paths.STATS_README_TITLE):
         log.warning("warning: %s is not a statistics README written by this tool: left as it is", path)
