@@ -112,8 +112,8 @@ def quiet_stderr():
 
 
 class CompiledModel:
-    """A TFLite file compiled by OpenVINO for this CPU, behind the same call as a Keras model: a batch of
-    uint8-range images (float32) in, the softmax dict ("age", "gender", "race") out."""
+    """A model file (TFLite, or OpenVINO's .xml with its .bin) compiled by OpenVINO for this CPU, behind the
+    same call as a Keras model: a batch of uint8-range images (float32) in, the softmax dict out."""
 
     def __init__(self, path: Path, num_threads: int | None = None):
         import openvino
