@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="video: run the model again on each tracked face this often (default 0.5)")
     run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bars")
 
-    train = commands.add_parser("train", parents=[common], help="train a model on UTKFace",
-                                description="Train a model on UTKFace and save it under saved_model/.")
+    train = commands.add_parser("train", parents=[common], help="train a model on UTKFace (and labelled photo sets)",
+                                description="Train a model on UTKFace and labelled photo sets such as FairFace, and "
+                                            "save it (with its int8 files) under saved_model/.")
     train.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
     train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
                        help="UTKFace folders or .tar.gz archives and labelled photo sets (a folder with a CSV "
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                        help="threads, and photos analysed at once (default: the CPU cores this process may use)")
-    quantize = commands.add_parser("quantize", parents=[common], help="add the int8 file to a saved model",
+    quantize = commands.add_parser("quantize", parents=[common], help="add the int8 files to a saved model",
                                    description="Quantize a saved model to int8 (what run uses by default), calibrated "
                                                "on images of the model's own training part, and add the file to the "
                                                "model's folder. train does this itself; this is for older models.")
