@@ -127,8 +127,10 @@ class CompiledModel:
                 raise model_store.ModelError(f"{path}: outputs of sizes {sorted(names)}, not {sorted(OUTPUTS)}")
             self.output_index = {OUTPUTS[size]: index for size, index in names.items()}
             self.input_size = int(model.inputs[0].partial_shape[1].get_length())
-            self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": num_threads or available_cores(),
-                                                              "PERFORMANCE_HINT": "LATENCY"})
+            # threads not pinned to cores: pinned, a core busy with another process made batch 1 ten times slower
+            config = {"INFERENCE_NUM_THREADS": num_threads or available_cores(), "PERFORMANCE_HINT": "LATENCY",
+                      "ENABLE_CPU_PINNING": False}
+            self.compiled = core.compile_model(model, "CPU", config)
             self.request = self.compiled.create_infer_request()
             self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # warm-up
 
