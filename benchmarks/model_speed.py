@@ -12,6 +12,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.labels import PRECISIONS
 
 
 def ms_per_face(analyzer, batch: int, seconds: float) -> float:
@@ -31,7 +32,7 @@ def main():
     args = parser.parse_args()
     print(f"CPU cores: {os.cpu_count()}")
     for model_type in args.model_type:
-        for precision in ("int8", "float32"):
+        for precision in PRECISIONS:
             for tta in (False, True):
                 started = time.perf_counter()
                 analyzer = FaceAnalyzer(model_type, precision=precision, tta=tta)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from face_analysis import evaluate_model, lite_model, model_store, train_model
-from face_analysis.labels import MAX_AGE
+from face_analysis.labels import MAX_AGE, PRECISIONS
 
 AGES = np.arange(MAX_AGE + 1)
 
@@ -44,9 +44,9 @@ def main():
     for model_type in args.model_type:
         directory = args.model_path or model_store.default_model_dir(model_type)
         keras_model, info = model_store.load_model(directory, model_type)
-        compiled = {p: lite_model.load_lite_model(directory, model_type, precision=p)[0] for p in lite_model.PRECISIONS}
+        compiled = {p: lite_model.load_lite_model(directory, model_type, precision=p)[0] for p in PRECISIONS}
         split = pd.read_csv(f"{directory}/split.csv", dtype={"sha256": str})
-        data = train_model.prepare_data(args.data_path, info["input_size"], crop_widen=info.get("crop_widen", 1.0))
+        data = train_model.prepare_data(args.data_path, info["input_size"], crop_widen=info["crop_widen"])
         rows = evaluate_model.select_rows(data.frame, split, args.split)
         images, frame = data.images[rows], data.frame.iloc[rows]
         outputs = {"keras": evaluate_model.predict(keras_model.predict_on_batch, images)}

@@ -1,5 +1,6 @@
 """Smoke runs of `train` and `evaluate` for both model types on the tiny generated data set."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,23 @@ def test_train_on_utkface_and_a_labelled_photo_set_together(tiny_utk, tmp_path):
     assert np.array_equal(analyzer.crops(image, [box])[0], wide)
     assert not np.array_equal(wide, face_crop.crop_face(image, box, 64, chip["scale"], chip["shift_y"]))
 
+
+
+def test_quantize_remakes_the_int8_files_of_a_saved_model(trained, tiny_utk, tmp_path):
+    """quantize rewrites the int8 files and the manifest of a copy of the model; the copy still loads in both
+    precisions, its float32 export already in the cache."""
+    from face_analysis import lite_model
+
+    model_type, model_dir, _ = trained
+    if model_type != "normal":
+        pytest.skip("one model type is enough for the command")
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    before = json.loads((copy / model_store.MANIFEST).read_text())
+    assert run_cli("quantize", "--model_path", copy, "--data_path", tiny_utk) == 0
+    after = json.loads((copy / model_store.MANIFEST).read_text())
+    assert set(after) == set(before) and after["weights.npz"] == before["weights.npz"]
+    assert lite_model.tflite_path(copy).is_file()
+    for precision in ("int8", "float32"):
+        assert lite_model.load_lite_model(copy, precision=precision)[1]["model_type"] == "normal"
+    assert not list((lite_model.tflite_path(copy).parent).glob("export-*"))

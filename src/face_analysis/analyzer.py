@@ -10,12 +10,11 @@ import numpy as np
 
 from face_analysis import face_crop, face_detection, image_io, lite_model, model_store
 from face_analysis.face_detection import Detection
-from face_analysis.labels import GENDERS, MAX_AGE, RACES
+from face_analysis.labels import DEFAULT_PRECISION, GENDERS, MAX_AGE, RACES
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
 DEFAULT_DETECT_SIZE = 1280  # stills: the longest side the detector sees (benchmarks/detectors.py chose it)
 DEFAULT_MIN_FACE = 32  # faces smaller than this (longest box side, px) get no predictions (benchmarks/face_size.py)
-DEFAULT_PRECISION = "int8"  # benchmarks/precision_agreement.py: same answers as float32, 2x faster (README)
 
 
 def age_mean_std(distribution) -> tuple[float, float]:
@@ -122,7 +121,6 @@ class FaceAnalyzer:
         self.threads = threads or lite_model.available_cores()
         cv2.setNumThreads(self.threads)
         self.model, self.info = lite_model.load_lite_model(directory, model_type, self.threads, precision)
-        self.precision = precision
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
         self.detector_name, self.detect_size, self.min_face, self.tta = detector, detect_size, min_face, tta
@@ -164,7 +162,7 @@ class FaceAnalyzer:
         size = self.input_size
         if self.detector.boxes_are_chips:
             return np.stack([face_crop.whole_image(image[y:y + h, x:x + w], size) for x, y, w, h in boxes])
-        crop, widen = self.detector.chip_crop, self.info.get("crop_widen", 1.0)  # the model's crop (model.json)
+        crop, widen = self.detector.chip_crop, self.info["crop_widen"]  # the model's crop
         return np.stack([face_crop.crop_face(image, box, size, crop["scale"] * widen, crop["shift_y"])
                          for box in boxes])
 

@@ -8,7 +8,7 @@ import keras
 from keras import layers, ops
 
 from face_analysis import facenet_backbone
-from face_analysis.labels import FACENET_STAGES, GENDERS, INPUT_SIZES, MAX_AGE, MODEL_TYPES, RACES
+from face_analysis.labels import FACENET_STAGES, GENDERS, INPUT_SIZES, LEGACY_FACENET_STAGE, MAX_AGE, MODEL_TYPES, RACES
 
 AGE_SIGMA = 2.0  # width in years of the soft age target
 AGE_MAE_WEIGHT = 0.05
@@ -19,7 +19,6 @@ STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"
 FACENET_SPLITS = dict(zip(FACENET_STAGES, ("InceptionResnetV1/Conv2d_4b_3x3/Relu",
                                             "InceptionResnetV1/Repeat_1/block17_10/Relu",
                                             "InceptionResnetV1/Mixed_7a/concat")))
-LEGACY_FACENET_SPLIT = "block35"  # models saved without "fine_tune_from" were split there
 
 
 def build_heads(feature_size: int, hidden: int = 256, dropout: float = 0.3) -> keras.Model:
@@ -49,7 +48,7 @@ def build_normal_model(input_size: int = INPUT_SIZES["normal"]) -> keras.Model:
     return keras.Model(image, build_heads(256, hidden=128)(x), name="normal")
 
 
-def build_facenet_parts(input_size: int = INPUT_SIZES["facenet"], fine_tune_from: str = LEGACY_FACENET_SPLIT):
+def build_facenet_parts(input_size: int = INPUT_SIZES["facenet"], fine_tune_from: str = LEGACY_FACENET_STAGE):
     """(stem, tail, heads): FaceNet up to the split named by fine_tune_from (kept frozen), the rest of it up to
     the last Block8 (fine-tuned), and the heads on the average-pooled 1792-d Block8 output."""
     split = FACENET_SPLITS[fine_tune_from]
@@ -76,7 +75,7 @@ def build_facenet_model(input_size: int = INPUT_SIZES["facenet"], parts=None) ->
     return keras.Model(image, heads(x), name="facenet")
 
 
-def build_model(model_type: str, fine_tune_from: str = LEGACY_FACENET_SPLIT) -> keras.Model:
+def build_model(model_type: str, fine_tune_from: str = LEGACY_FACENET_STAGE) -> keras.Model:
     """Build the named architecture ("facenet", split at fine_tune_from, or "normal")."""
     if model_type == "facenet":
         return build_facenet_model(parts=build_facenet_parts(fine_tune_from=fine_tune_from))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from face_analysis import __version__, paths
 from face_analysis.errors import FaceAnalysisError, UsageError
-from face_analysis.labels import FACENET_STAGES, MODEL_TYPES
+from face_analysis.labels import DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
 PROG = "python src/main.py" if sys.argv and sys.argv[0].endswith("main.py") else "face-analysis"
@@ -42,6 +42,16 @@ def _port(text: str) -> int:
     return port
 COUNT = _number(int, 0, "a whole number of at least 0")
 POSITIVE_SECONDS = _number(float, 1e-3, "a positive number of seconds")
+
+
+def _add_inference_options(parser) -> None:
+    """--precision and --tta: how run, evaluate and serve execute the model."""
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="int8: the model's quantized files (default; about twice as fast, the same answers for "
+                             "99 %% of faces or more: see the README); float32: the full-precision export")
+    parser.add_argument("--tta", action="store_true",
+                        help="average each face's outputs with its mirror image's (test-time augmentation: twice "
+                             "the time per face for under a point of accuracy; see the README)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,12 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "gender and race (default %(default)s)")
     run.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                      help="threads for the model and OpenCV (default: the CPU cores this process may use)")
-    run.add_argument("--precision", choices=("int8", "float32"), default="int8",
-                     help="int8: the model's quantized file (default; 2x faster, same answers: see the README); "
-                          "float32: the full-precision export")
-    run.add_argument("--tta", action="store_true",
-                     help="average each face's outputs with its mirror image's (test-time augmentation: twice the "
-                          "time per face for a fraction of a point; see the README)")
+    _add_inference_options(run)
     run.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
     run.add_argument("--csv", metavar="FILE", help="write one CSV row per face ('-' for stdout)")
     run.add_argument("--output", metavar="PATH",
@@ -141,11 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=("test", "val", "all"), default="test",
                           help="test: the test part of the saved split (default); val: its validation part; "
                                "all: every image given")
-    evaluate.add_argument("--precision", choices=("int8", "float32"), default="int8",
-                          help="int8: the model's quantized file (default; 2x faster, same answers: see the README); "
-                               "float32: the full-precision export")
-    evaluate.add_argument("--tta", action="store_true", help="average each face's outputs with its mirror image's (test-time augmentation: twice the time "
-                            "per face for a fraction of a point; see the README)")
+    _add_inference_options(evaluate)
     evaluate.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
     evaluate.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
     serve = commands.add_parser("serve", parents=[common], help="analyse photos sent over HTTP (and a page to try it)",
@@ -158,11 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which model (default: the type saved in --model_path, else facenet)")
     serve.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
     serve.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet", help="face detector")
-    serve.add_argument("--precision", choices=("int8", "float32"), default="int8",
-                       help="int8: the model's quantized file (default; 2x faster, same answers: see the README); "
-                            "float32: the full-precision export")
-    serve.add_argument("--tta", action="store_true", help="average each face's outputs with its mirror image's (test-time augmentation: twice the time "
-                            "per face for a fraction of a point; see the README)")
+    _add_inference_options(serve)
     serve.add_argument("--max_upload_mb", type=_number(float, 0.001, "a positive number of megabytes"), default=20,
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",

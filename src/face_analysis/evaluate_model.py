@@ -12,8 +12,8 @@ from sklearn.metrics import classification_report, confusion_matrix
 from tqdm import tqdm
 
 from face_analysis import model_store, output_guard, paths, plots, train_model, utk_data
-from face_analysis.analyzer import AGES, DEFAULT_PRECISION
-from face_analysis.labels import AGE_BUCKETS, GENDERS, MODEL_TYPES, RACES, age_bucket
+from face_analysis.analyzer import AGES
+from face_analysis.labels import AGE_BUCKETS, DEFAULT_PRECISION, GENDERS, MODEL_TYPES, RACES, age_bucket
 
 log = logging.getLogger(__name__)
 CHILDHOOD_END = 10  # per-race figures are also reported for this age and over
@@ -206,7 +206,7 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
     info = analyzer.info
     model_type = info["model_type"]
     split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # in the checked manifest
-    data = train_model.prepare_data(data_paths, info["input_size"], use_cache, info.get("crop_widen", 1.0))
+    data = train_model.prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
     rows = select_rows(data.frame, split_table, split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")

@@ -129,8 +129,8 @@ def load_labelled_set(path: str | Path) -> LabelledSet:
 def load_photo_crops(path: str | Path, size: int, detector: str = "yunet", use_cache: bool = True,
                      widen: float = 1.0):
     """A labelled set's faces as `run` sees them: each photo's largest face found by `detector`, cropped with
-    that detector's chip crop widened by `widen` to size x size (uint8 RGB). Photos where no face is found are left out (and
-    counted): `run` could not analyse them either. Cached under .cache/ like the UTKFace images.
+    that detector's chip crop widened by `widen` to size x size (uint8 RGB). Photos where no face is found are
+    left out (and counted): `run` could not analyse them either. Cached under .cache/ like the UTKFace images.
 
     Returns utk_data.UtkDataset with the columns of utk_data's frame plus age_lo, age_hi, race_group, source."""
     csv_path = label_csv(path)

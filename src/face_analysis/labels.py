@@ -8,6 +8,11 @@ DEFAULT_EPOCHS = {"facenet": 3, "normal": 20}  # facenet: fine-tuning epochs, af
 MODEL_TYPES = tuple(INPUT_SIZES)
 # facenet: the FaceNet stages where fine-tuning can start (build_model.FACENET_SPLITS), earliest first
 FACENET_STAGES = ("block35", "mixed_7a", "block8")
+LEGACY_FACENET_STAGE = "block35"  # facenet models saved without "fine_tune_from" were fine-tuned from there
+# how run executes a model: int8 (its quantized files; the default, benchmarks/precision_agreement.py: the
+# float answers for 99 % of faces or more, twice as fast) or its float32 export
+PRECISIONS = ("int8", "float32")
+DEFAULT_PRECISION = "int8"
 MAX_AGE = 116  # oldest age in UTKFace; the age head predicts a distribution over 0..MAX_AGE
 AGE_BUCKET_EDGES = (0, 3, 10, 20, 30, 40, 50, 60, 70)
 AGE_BUCKETS = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")

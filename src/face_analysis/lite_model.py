@@ -20,7 +20,6 @@ from face_analysis import model_store, paths
 from face_analysis.labels import GENDERS, MAX_AGE, RACES
 
 OUTPUTS = {MAX_AGE + 1: "age", len(GENDERS): "gender", len(RACES): "race"}  # told apart by their sizes
-PRECISIONS = ("int8", "float32")
 INT8_FILE, INT8_WEIGHTS = "model_int8.xml", "model_int8.bin"
 CALIBRATION_IMAGES = 256  # training images the int8 quantization measures its activation ranges on
 AGREEMENT_IMAGES = 300  # other training images on which int8 is checked against float32
@@ -50,32 +49,42 @@ def export_tflite(model, path: Path) -> Path:
     return path
 
 
-def int8_files(model, calibration: np.ndarray, agreement: np.ndarray) -> dict[str, bytes]:
-    """The model quantized to int8 (float32 input and outputs) as OpenVINO files {name: bytes}, calibrated on
-    `calibration` (uint8 RGB training images); logs how well int8 agrees with float32 on `agreement` (other
-    training images), and warns when it falls short of AGREEMENT (issue targets)."""
+@contextmanager
+def float_export(model):
+    """A float32 TFLite export of model in the cache folder, for int8_files and then write_tflite (which keeps
+    it); removed if nothing keeps it."""
+    path = export_tflite(model, paths.CACHE_DIR / "tflite" / f"export-{os.getpid()}.tflite")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def int8_files(exported: Path, calibration: np.ndarray, agreement: np.ndarray) -> dict[str, bytes]:
+    """A model's float32 export quantized to int8 (float32 input and outputs) as OpenVINO files {name: bytes},
+    calibrated on `calibration` (uint8 RGB training images); logs how well int8 agrees with float32 on
+    `agreement` (other training images), and warns when it falls short of AGREEMENT (issue targets)."""
     import tempfile
 
     import nncf
     import openvino
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-    core = openvino.Core()
+    quantized = nncf.quantize(
+        openvino.Core().read_model(str(exported)),
+        nncf.Dataset([image[None].astype(np.float32) for image in calibration]),
+        subset_size=len(calibration), fast_bias_correction=False,
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
     with tempfile.TemporaryDirectory() as folder:
-        float_model = core.read_model(str(export_tflite(model, Path(folder) / "float32.tflite")))
-        quantized = nncf.quantize(
-            float_model, nncf.Dataset([image[None].astype(np.float32) for image in calibration]),
-            subset_size=len(calibration), fast_bias_correction=False,
-            advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+        openvino.save_model(quantized, str(Path(folder) / INT8_FILE), compress_to_fp16=False)
         agreement = np.asarray(agreement, np.float32)
-        figures = agreement_figures(_outputs(core.compile_model(float_model, "CPU"), agreement),
-                                    _outputs(core.compile_model(quantized, "CPU"), agreement))
+        figures = agreement_figures(CompiledModel(exported)(agreement),
+                                    CompiledModel(Path(folder) / INT8_FILE)(agreement))
         short = (figures["same_gender"] < AGREEMENT["same_gender"] or figures["same_race"] < AGREEMENT["same_race"]
                  or figures["age_difference"] > AGREEMENT["age_difference"])
         log.log(logging.WARNING if short else logging.INFO, "int8 against float32 on %d training images: same "
                 "gender %.1f %%, same race %.1f %%, ages %.2f years apart on average", len(agreement),
                 100 * figures["same_gender"], 100 * figures["same_race"], figures["age_difference"])
-        openvino.save_model(quantized, str(Path(folder) / INT8_FILE), compress_to_fp16=False)
         return {name: (Path(folder) / name).read_bytes() for name in (INT8_FILE, INT8_WEIGHTS)}
 
 
@@ -86,16 +95,6 @@ def agreement_figures(expected: dict[str, np.ndarray], got: dict[str, np.ndarray
     return {"same_gender": float(np.mean(got["gender"].argmax(1) == expected["gender"].argmax(1))),
             "same_race": float(np.mean(got["race"].argmax(1) == expected["race"].argmax(1))),
             "age_difference": float(difference.mean()), "largest_age_difference": float(difference.max())}
-
-
-def _outputs(compiled, images: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """A compiled OpenVINO model's outputs on images, named by their sizes."""
-    parts: dict[str, list] = {name: [] for name in OUTPUTS.values()}
-    for start in range(0, len(images), batch_size):
-        results = compiled(images[start:start + batch_size])
-        for output in compiled.outputs:
-            parts[OUTPUTS[output.get_partial_shape()[-1].get_length()]].append(results[output])
-    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 @contextmanager
@@ -152,9 +151,14 @@ def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def write_tflite(model, directory: Path) -> Path:
-    """Export a saved model's TFLite file into the cache with its sha256 beside it (what `run` checks)."""
-    path = export_tflite(model, tflite_path(directory))
+def write_tflite(model, directory: Path, exported: Path | None = None) -> Path:
+    """Export a saved model's TFLite file into the cache with its sha256 beside it (what `run` checks);
+    `exported`: its float_export, made already, moved into place instead."""
+    path = tflite_path(directory)
+    if exported is None:
+        export_tflite(model, path)
+    else:
+        os.replace(exported, path)
     tmp = _digest_path(path).with_name(f"{_digest_path(path).name}.tmp{os.getpid()}")
     tmp.write_text(model_store.file_sha256(path) + "\n")
     os.replace(tmp, _digest_path(path))

@@ -17,7 +17,7 @@ import numpy as np
 
 from face_analysis import paths
 from face_analysis.errors import ModelError
-from face_analysis.labels import GENDERS, INPUT_SIZES, MAX_AGE, RACES
+from face_analysis.labels import GENDERS, INPUT_SIZES, LEGACY_FACENET_STAGE, MAX_AGE, RACES
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -153,7 +153,10 @@ def read_model_info(directory: Path, model_type: str | None = None) -> dict:
     if info.get("input_size") != INPUT_SIZES.get(info.get("model_type")):
         raise ModelError(f"{directory}: a {info.get('model_type')!r} model with input size {info.get('input_size')} "
                          "does not match this code's architectures; retrain it with this version")
-    return info
+    legacy = {"crop_widen": 1.0}  # for models saved before these were recorded
+    if info["model_type"] == "facenet":
+        legacy["fine_tune_from"] = LEGACY_FACENET_STAGE
+    return {**legacy, **info}
 
 
 def load_model(directory: Path, model_type: str | None = None):
@@ -162,7 +165,7 @@ def load_model(directory: Path, model_type: str | None = None):
 
     directory = Path(directory)
     info = read_model_info(directory, model_type)
-    model = build_model.build_model(info["model_type"], info.get("fine_tune_from", build_model.LEGACY_FACENET_SPLIT))
+    model = build_model.build_model(info["model_type"], info.get("fine_tune_from", LEGACY_FACENET_STAGE))
     layers = list(_stored_layers(model))
     weights = _read_weights(directory / "weights.npz", layers, info["model_type"])
     for layer in layers:

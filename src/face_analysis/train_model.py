@@ -370,12 +370,14 @@ def quantize(model_dir: Path, data_paths, use_cache: bool = True) -> Path:
 
     model, info = model_store.load_model(model_dir)
     split_table = pd.read_csv(Path(model_dir) / "split.csv", dtype={"sha256": str})
-    data = prepare_data(data_paths, info["input_size"], use_cache, info.get("crop_widen", 1.0))
+    data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
     rows = evaluate_model.select_rows(data.frame, split_table, "train")
     if len(rows) == 0 or not data.frame["sha256"].isin(split_table["sha256"]).any():
         raise utk_data.DataError(f"none of the images given is in the training part of {model_dir}")
-    int8 = lite_model.int8_files(model, *quantization_images(data.images, rows))
-    model_store.add_files(model_dir, int8)
+    with lite_model.float_export(model) as exported:
+        int8 = lite_model.int8_files(exported, *quantization_images(data.images, rows))
+        model_store.add_files(model_dir, int8)
+        lite_model.write_tflite(model, model_dir, exported)  # the manifest changed: so did its name
     log.info("added %s (%.1f MB) to %s", ", ".join(int8), sum(map(len, int8.values())) / 1e6, model_dir)
     return Path(model_dir) / lite_model.INT8_FILE
 
@@ -423,11 +425,12 @@ def train(config: TrainConfig) -> Path:
             "training_seconds": round(time.time() - started)}
     split = data.frame[["sha256", "split"]]  # content hashes only: no UTKFace names or labels are stored
     log.info("quantizing to int8 (lite_model.int8_files) ...")
-    int8 = lite_model.int8_files(model, *quantization_images(data.images, data.part("train"), config.seed))
-    model_store.save_model(model, config.model_dir, info, {
-        "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history)),
-        **int8})
+    with lite_model.float_export(model) as exported:
+        int8 = lite_model.int8_files(exported, *quantization_images(data.images, data.part("train"), config.seed))
+        model_store.save_model(model, config.model_dir, info, {
+            "split.csv": model_store.csv_bytes(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history)),
+            **int8})
+        lite_model.write_tflite(model, config.model_dir, exported)  # what `run --precision float32` executes
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    lite_model.write_tflite(model, config.model_dir)  # what `run` executes
     log.info("saved %s model to %s after %.0f s", config.model_type, config.model_dir, time.time() - started)
     return config.model_dir
