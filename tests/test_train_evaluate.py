@@ -41,8 +41,8 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
 
 
 def test_train_quantizes_to_int8_files_that_answer_as_float32(trained, tiny_utk):
-    """train saves the int8 files in the model's manifest; on the training images they give the float32
-    model's gender and race (NNCF keeps layers in float until 99 % of the agreement images do)."""
+    """train saves the int8 files in the model's manifest; on the training images their probabilities are
+    close to the float32 model's."""
     from face_analysis import lite_model, train_model
 
     model_type, model_dir, _ = trained
@@ -53,8 +53,8 @@ def test_train_quantizes_to_int8_files_that_answer_as_float32(trained, tiny_utk)
     images = data.images[data.part("train")].astype(np.float32)
     float32 = lite_model.load_lite_model(model_dir, precision="float32")[0](images)
     int8 = lite_model.load_lite_model(model_dir, precision="int8")[0](images)
-    for key in ("gender", "race"):
-        assert np.mean(float32[key].argmax(1) == int8[key].argmax(1)) >= 0.9
+    for key in ("age", "gender", "race"):  # one epoch leaves the model unsure: compare probabilities, not classes
+        assert np.abs(float32[key] - int8[key]).sum(axis=1).mean() < 0.1  # L1 distance per image
     assert not np.array_equal(float32["age"], int8["age"])  # a different program, not the float one again
 
 
