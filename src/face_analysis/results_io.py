@@ -5,6 +5,7 @@ import csv
 import fcntl
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -184,10 +185,17 @@ class ResultWriters:
         self.to_stdout = "-" in (str(json_path), str(csv_path))
 
     def write(self, result: ImageResult, frame: int | None = None) -> None:
-        if self.json:
-            self.json.write(result.to_json() if frame is None else {"frame": frame, **result.to_json()})
-        if self.csv:
-            self.csv.write(result, frame)
+        """Both outputs of one result; a stop signal (SIGTERM, SIGHUP, Ctrl-C) arriving meanwhile is held back
+        until both are written, so that the JSON and the CSV always hold the same images."""
+        held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            if self.json:
+                self.json.write(result.to_json() if frame is None else {"frame": frame, **result.to_json()})
+            if self.csv:
+                self.csv.write(result, frame)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def close(self) -> None:
         for writer in (self.json, self.csv):
