@@ -122,7 +122,7 @@ def test_command_line_exit_codes_and_messages(tmp_path):
     """The real entry point: usage errors exit 2, a missing input exits 1 with one line and no traceback."""
     script = [sys.executable, str(REPO_ROOT / "src" / "main.py")]
     usage = subprocess.run(script + ["run"], capture_output=True, text=True)
-    assert usage.returncode == 2 and "one of the arguments --img --video is required" in usage.stderr
+    assert usage.returncode == 2 and "give --img PATH..., --img_list FILE or --video" in usage.stderr
     missing = subprocess.run(script + ["run", "--img", str(tmp_path / "nope.jpg"), "--model_type", "normal"],
                              capture_output=True, text=True)
     assert missing.returncode == 1

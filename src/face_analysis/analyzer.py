@@ -60,6 +60,12 @@ class ImageResult:
     faces: list[FacePrediction] = field(default_factory=list)
     error: str | None = None
 
+    @classmethod
+    def from_json(cls, data: dict) -> ImageResult:
+        """The result `to_json` gave (as read back from a --json or --parquet output)."""
+        faces = [FacePrediction(**face) for face in data.get("faces") or []]
+        return cls(data["image"], data.get("width") or 0, data.get("height") or 0, faces, data.get("error"))
+
     def to_json(self) -> dict:
         return {"image": self.image, "width": self.width, "height": self.height,
                 "faces": [face.to_json() for face in self.faces], "error": self.error}

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from face_analysis import __version__, paths
+from face_analysis.distribution import STRATEGIES
 from face_analysis.errors import FaceAnalysisError, UsageError
 from face_analysis.labels import DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
 
@@ -68,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
                               description="Analyse images (--img) or video (--video) with a trained model.")
-    source = run.add_mutually_exclusive_group(required=True)
+    source = run.add_mutually_exclusive_group()
     source.add_argument("--img", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     source.add_argument("--video", nargs="?", const="0", metavar="SOURCE",
                         help="camera index (default 0), stream URL (rtsp://...) or video file")
+    run.add_argument("--img_list", metavar="FILE",
+                     help="images: a file listing image paths or URIs (s3://...), one a row: text (a path a line), "
+                          "CSV or Parquet (the column 'path', else the first); with or without --img")
     run.add_argument("--model_type", choices=MODEL_TYPES,
                      help="which model (default: the type saved in --model_path, else facenet)")
     run.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
@@ -98,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--refresh", type=POSITIVE_SECONDS, default=0.5, metavar="SECONDS",
                      help="video: run the model again on each tracked face this often (default 0.5)")
     run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bars")
+    scale = run.add_argument_group("many images (--img, --img_list)")
+    scale.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process (default); ray: Ray Data batch inference, on this machine or "
+                            "the Ray cluster of --ray_address (README: Running on a cluster)")
+    scale.add_argument("--ray_address", metavar="ADDR",
+                       help="engine ray: the cluster to join, e.g. 10.0.0.1:6379 or auto (default: $RAY_ADDRESS, "
+                            "else a Ray instance started on this machine)")
+    scale.add_argument("--parquet", metavar="DIR",
+                       help="write results as Parquet files in this folder, one row per image (the fields of "
+                            "--json, faces a nested list)")
+    scale.add_argument("--parquet_rows", type=POSITIVE_INT, default=10_000, metavar="N",
+                       help="rows per Parquet file (default %(default)s); a stopped run loses at most the file "
+                            "being gathered, which --resume redoes")
+    scale.add_argument("--resume", action="store_true",
+                       help="skip the images already in the --parquet folder (rerun the same command after an "
+                            "interruption); --json/--csv get them first")
 
     train = commands.add_parser("train", parents=[common], help="train a model on UTKFace (and labelled photo sets)",
                                 description="Train a model on UTKFace and labelled photo sets such as FairFace, and "
@@ -121,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop_widen", type=WIDEN, default=None,
                        help="photo sets: the detector's chip crop widened by this factor, saved with the model "
                             "and used by run (default: benchmarks/crop_choice.py's choice)")
-    train.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="batch size (default 64)")
+    train.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="batch size (per replica with --distribute; default 64)")
     train.add_argument("--model_path", type=Path,
                        help="where to save (default: saved_model/<type>_model); an existing folder is replaced "
                             "only when it holds a model saved by this tool")
@@ -132,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval", action="store_true", help="evaluate on the test split afterwards")
     train.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
     train.add_argument("--seed", type=COUNT, default=0, help="random seed (default 0)")
+    train.add_argument("--distribute", choices=STRATEGIES, default="none",
+                       help="none: one device (default); mirrored: every local GPU, or the --devices; multi_worker: "
+                            "the machines of the TF_CONFIG variable, each running this same command (README: "
+                            "Training on several GPUs or machines). --batch_size is per replica; learning rates "
+                            "grow with the square root of the global batch")
+    train.add_argument("--devices", nargs="+", metavar="DEVICE",
+                       help="mirrored: the devices, e.g. GPU:0 GPU:1 (CPU:0 CPU:1 splits the CPU in two, for trying "
+                            "it without GPUs)")
 
     evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a saved model",
                                    description="Evaluate a saved model on its test split or on any UTKFace-named images.")
@@ -194,7 +222,26 @@ def command_serve(args) -> int:
     return 0
 
 
+def _check_run_args(args) -> None:
+    """What argparse cannot say: which options go together."""
+    images = args.img is not None or args.img_list is not None
+    if not images and args.video is None:
+        raise UsageError("give --img PATH..., --img_list FILE or --video [SOURCE]")
+    if args.video is not None:
+        given = [f"--{name}" for name in ("img_list", "parquet", "resume", "ray_address") if getattr(args, name)]
+        if args.engine != "local" or given:
+            raise UsageError(f"{(given or ['--engine ray'])[0]} is for images (--img, --img_list), not --video")
+    if args.engine == "ray" and (args.output or args.show):
+        raise UsageError("--engine ray writes results (--json, --csv, --parquet), not annotated images: "
+                         "drop --output/--show or use --engine local")
+    if args.ray_address and args.engine != "ray":
+        raise UsageError("--ray_address needs --engine ray")
+
+
 def command_run(args) -> int:
+    _check_run_args(args)
+    if args.engine == "ray":
+        return _run_ray(args)
     from face_analysis.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
@@ -213,11 +260,27 @@ def command_run(args) -> int:
         return 0
     from face_analysis import run_model
 
-    summary = run_model.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet)
-    if not args.quiet:
+    summary = run_model.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet,
+                                   img_list=args.img_list, parquet_dir=args.parquet, resume=args.resume,
+                                   parquet_rows=args.parquet_rows)
+    return _images_done(summary, args.quiet)
+
+
+def _images_done(summary, quiet: bool) -> int:
+    if not quiet:
         print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
               f"{summary.failed} failed", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _run_ray(args) -> int:
+    from face_analysis import ray_run
+
+    settings = ray_run.AnalyzerSettings(args.model_type, args.model_path, args.detector, args.detect_size or None,
+                                        args.min_face, args.threads, args.tta, args.precision)
+    summary = ray_run.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
+                                     args.parquet, args.resume, args.parquet_rows, args.ray_address)
+    return _images_done(summary, args.quiet)
 
 
 def _write_json(data, target: str) -> None:
@@ -249,11 +312,14 @@ def command_evaluate(args) -> int:
 def command_train(args) -> int:
     from face_analysis import train_model
 
+    if args.devices and args.distribute != "mirrored":
+        raise UsageError("--devices is for --distribute mirrored")
     stats_dir = args.stats_dir or paths.STATS_DIR
     config = train_model.TrainConfig(
         model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
         epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
         seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from,
+        distribute=args.distribute, devices=args.devices,
         **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
                              ("crop_widen", args.crop_widen)) if v is not None})
     try:
@@ -261,6 +327,9 @@ def command_train(args) -> int:
     except KeyboardInterrupt:
         print("the last finished epoch's checkpoint is kept; continue with --resume", file=sys.stderr)
         raise
+    if model_dir is None:
+        print("this worker is done; the chief saves the model", file=sys.stderr)
+        return 0
     print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
     if args.eval:
         from face_analysis import evaluate_model

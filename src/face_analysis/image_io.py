@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from face_analysis.errors import ImageError
+from face_analysis.errors import ImageError, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
 MAX_PIXELS = 40_000_000  # larger images are decoded at a reduced size (JPEG) or refused
@@ -76,9 +76,44 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # IMREAD_COLOR gives 8-bit BGR whatever the file holds
 
 
+def is_uri(path: str | Path) -> bool:
+    """Whether a path is a URI that pyarrow's file systems read (s3://, gs://, hdfs://, file://...)."""
+    return "://" in str(path)
+
+
+def _read_uri_bytes(uri: str) -> bytes:
+    from pyarrow import fs
+
+    try:
+        filesystem, inner = fs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(inner)
+        if info.type == fs.FileType.NotFound:
+            raise ImageError(uri, "no such file")
+        if info.type != fs.FileType.File:
+            raise ImageError(uri, "not a file")
+        if info.size is not None and info.size > MAX_FILE_BYTES:
+            raise ImageError(uri, f"file too large ({info.size:,} bytes, at most {MAX_FILE_BYTES:,})")
+        with filesystem.open_input_stream(inner) as stream:
+            return stream.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as error:  # pyarrow's errors: unknown scheme, no credentials, network
+        raise ImageError(uri, f"cannot read ({one_line(error)})") from None
+
+
+def one_line(error: BaseException) -> str:
+    """The last non-empty line of an error's message (OpenCV's span several)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def read_image_bytes(path: str | Path) -> bytes:
     """The bytes of an image file, refusing without opening it anything that is not a regular file (a FIFO would
-    block, a device never ends) and anything over MAX_FILE_BYTES; raises ImageError naming the file and the reason."""
+    block, a device never ends) and anything over MAX_FILE_BYTES; raises ImageError naming the file and the reason.
+    URIs (s3://...) are read through pyarrow's file systems."""
+    if is_uri(path):
+        data = _read_uri_bytes(str(path))
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageError(path, f"file too large (more than {MAX_FILE_BYTES:,} bytes)")
+        return data
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
@@ -163,6 +198,34 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
                 yield ImageError(item, "no such file or folder")
         except OSError as error:  # a name longer than the system allows, a folder that vanished...
             yield ImageError(item, f"cannot read ({error.strerror or error})")
+
+
+def read_image_list(path: str | Path) -> list[str]:
+    """The image paths listed in a file, one a row: a Parquet or CSV file (its column "path", else its first
+    column) or a text file (one path a line; blank lines and lines starting with # are skipped)."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            column = table.column("path" if "path" in table.column_names else 0)
+            return [str(value) for value in column.to_pylist() if value is not None and str(value).strip()]
+        if path.suffix.lower() == ".csv":
+            import csv
+
+            with open(path, newline="", encoding="utf-8") as file:
+                rows = list(csv.reader(file))
+            if not rows:
+                return []
+            column = rows[0].index("path") if "path" in rows[0] else 0
+            return [row[column] for row in rows[1:] if len(row) > column and row[column].strip()]
+        with open(path, encoding="utf-8") as file:
+            return [line.rstrip("\n") for line in file if line.strip() and not line.startswith("#")]
+    except FileNotFoundError:
+        raise UsageError(f"--img_list {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise UsageError(f"--img_list {path}: cannot read the list ({one_line(error)})") from None
 
 
 def as_rgb(image, bgr: bool = False) -> np.ndarray:

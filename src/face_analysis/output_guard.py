@@ -166,3 +166,30 @@ def check_stats_folder(option: str, folder: Path, inputs: InputSet, owned_names:
         raise UsageError(f"{option} {folder}: is a file, not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not any((folder / name).exists() for name in owned_names):
         raise UsageError(f"{option} {folder}: holds files this tool did not write; choose an empty or new folder")
+
+
+def check_parquet_folder(folder: str | Path | None, inputs: InputSet, resume: bool) -> None:
+    """Refuse a --parquet folder that is an input file or holds files this tool did not write; one holding an
+    earlier run's results only with --resume (which continues it)."""
+    if folder is None:
+        if resume:
+            raise UsageError("--resume continues the results of a --parquet folder: give --parquet DIR")
+        return
+    folder = Path(folder)
+    same = inputs.same_as(folder)
+    if same is not None and not folder.is_dir():
+        raise UsageError(f"--parquet {folder}: is the input {same}; choose a folder")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--parquet {folder}: is a file, not a folder")
+    if not folder.is_dir():
+        return
+    from face_analysis.results_io import PARQUET_PREFIX
+
+    names = [entry.name for entry in folder.iterdir()]
+    foreign = [n for n in names if not n.lstrip(".").startswith(PARQUET_PREFIX)]
+    if foreign:
+        raise UsageError(f"--parquet {folder}: holds files this tool did not write ({foreign[0]}); "
+                         "choose an empty or new folder")
+    if any(n.startswith(PARQUET_PREFIX) for n in names) and not resume:
+        raise UsageError(f"--parquet {folder}: holds the results of an earlier run; add --resume to continue it, "
+                         "or choose an empty or new folder")

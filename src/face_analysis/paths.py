@@ -32,3 +32,4 @@ def _cache_dir() -> Path:
 
 # decoded images, cached features, checkpoints and TFLite exports; read as paths.CACHE_DIR at call time
 CACHE_DIR = _cache_dir()
+CACHE_WRITES = True  # False in tf.distribute workers other than the chief: they read caches, never write them

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ import numpy as np
 
 from face_analysis.analyzer import FacePrediction, ImageResult
 from face_analysis.errors import UsageError
+from face_analysis.labels import RACES
 
 CSV_COLUMNS = ["image", "frame", "track_id", "x", "y", "w", "h", "age", "age_std", "gender",
                "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small"]
@@ -171,22 +173,90 @@ class CsvWriter:
             self.stream.close()
 
 
-class ResultWriters:
-    """The --json and --csv outputs of a run together; either may be absent. Use it as a context manager."""
+PARQUET_PREFIX = "results-"
 
-    def __init__(self, json_path=None, csv_path=None):
-        self.json = self.csv = None
+
+def parquet_schema():
+    """One row per image, the fields of `run --json`'s objects; faces a nested list."""
+    import pyarrow as pa
+
+    face = pa.struct([
+        ("box", pa.list_(pa.int64())), ("age", pa.float64()), ("age_std", pa.float64()), ("gender", pa.string()),
+        ("gender_probability", pa.float64()), ("race", pa.string()),
+        ("race_probabilities", pa.struct([(race, pa.float64()) for race in RACES])),
+        ("detection_score", pa.float64()), ("face_size", pa.int64()), ("too_small", pa.bool_())])
+    return pa.schema([("image", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
+                      ("faces", pa.list_(face)), ("error", pa.string())])
+
+
+def parquet_files(folder: str | Path) -> list[Path]:
+    """The complete result files a run wrote in a --parquet folder (those still being written are hidden)."""
+    return sorted(Path(folder).glob(f"{PARQUET_PREFIX}*.parquet"))
+
+
+def read_parquet_results(folder: str | Path) -> list[dict]:
+    """The rows of a --parquet folder, as `run --json`'s objects."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for path in parquet_files(folder):
+        rows += pq.read_table(path, schema=parquet_schema()).to_pylist()
+    return rows
+
+
+class ParquetWriter:
+    """Results as Parquet files in a folder, `rows_per_file` rows a file (or what `seconds_per_file` gathered):
+    each file is written under a hidden name and then renamed, so a run that is stopped or killed leaves only
+    complete files, and `--resume` knows from them which images are done."""
+
+    def __init__(self, folder: str | Path, rows_per_file: int = 10_000, seconds_per_file: float = 60.0):
+        self.folder, self.rows_per_file, self.seconds_per_file = Path(folder), rows_per_file, seconds_per_file
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        self.rows, self.files, self.started = [], 0, time.monotonic()
+
+    def write(self, row: dict) -> None:
+        if not self.rows:
+            self.started = time.monotonic()
+        self.rows.append(row)
+        if len(self.rows) >= self.rows_per_file or time.monotonic() - self.started >= self.seconds_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = f"{PARQUET_PREFIX}{self.run}-{self.files:05d}.parquet"
+        tmp = self.folder / f".{name}.tmp"
+        pq.write_table(pa.Table.from_pylist(self.rows, schema=parquet_schema()), tmp)
+        os.replace(tmp, self.folder / name)
+        self.rows, self.files = [], self.files + 1
+
+    def close(self) -> None:
+        self.flush()
+
+
+class ResultWriters:
+    """The --json, --csv and --parquet outputs of a run together; any may be absent. Use it as a context
+    manager."""
+
+    def __init__(self, json_path=None, csv_path=None, parquet_dir=None, parquet_rows: int = 10_000):
+        self.json = self.csv = self.parquet = None
         try:
             self.json = JsonListWriter(json_path) if json_path else None
             self.csv = CsvWriter(csv_path) if csv_path else None
+            self.parquet = ParquetWriter(parquet_dir, parquet_rows) if parquet_dir else None
         except BaseException:
             self.close()  # the JSON file, if opened, is closed as a valid empty list and unlocked
             raise
         self.to_stdout = "-" in (str(json_path), str(csv_path))
 
-    def write(self, result: ImageResult, frame: int | None = None) -> None:
-        """Both outputs of one result; a stop signal (SIGTERM, SIGHUP, Ctrl-C) arriving meanwhile is held back
-        until both are written, so that the JSON and the CSV always hold the same images."""
+    def write(self, result: ImageResult, frame: int | None = None, to_parquet: bool = True) -> None:
+        """Every output of one result (to_parquet=False: not --parquet, which holds it already); a stop signal
+        (SIGTERM, SIGHUP, Ctrl-C) arriving meanwhile is held back until all are written, so that the JSON and
+        the CSV always hold the same images."""
         held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
         try:
@@ -194,11 +264,13 @@ class ResultWriters:
                 self.json.write(result.to_json() if frame is None else {"frame": frame, **result.to_json()})
             if self.csv:
                 self.csv.write(result, frame)
+            if self.parquet and to_parquet:
+                self.parquet.write(result.to_json())
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def close(self) -> None:
-        for writer in (self.json, self.csv):
+        for writer in (self.json, self.csv, self.parquet):
             if writer:
                 writer.close()
 

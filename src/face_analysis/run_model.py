@@ -20,6 +20,7 @@ from face_analysis import image_io, output_guard, results_io
 from face_analysis.analyzer import FaceAnalyzer, ImageResult, PreparedImage
 from face_analysis.display import Window, wants_quit, why_no_window
 from face_analysis.errors import ImageError
+from face_analysis.image_io import one_line
 
 log = logging.getLogger(__name__)
 MAX_BATCH_FACES, MAX_BATCH_IMAGES = 32, 16  # one model call takes the faces of up to this many images
@@ -36,19 +37,13 @@ class RunSummary:
 
 
 @dataclass
-class _Prepared:
+class PreparedInput:
     """An input after reading, decoding, detection and cropping, before the model."""
 
     item: str
     prepared: PreparedImage | None = None
     image: np.ndarray | None = None  # kept only when it is to be drawn
     error: ImageError | None = None
-
-
-def one_line(error: BaseException) -> str:
-    """The last non-empty line of an error's message (OpenCV's span several)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-1] if lines else type(error).__name__
 
 
 def writable_folder(folder: Path) -> Path | None:
@@ -78,19 +73,32 @@ def output_path(out_dir: Path, image_path: str, used: set) -> Path:
     return candidate
 
 
-def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool) -> _Prepared:
-    """Read, decode, detect and crop one input; whatever goes wrong becomes that input's ImageError."""
+def failed_input(item, error: BaseException) -> PreparedInput:
+    """An input that failed: whatever went wrong becomes its ImageError, and the batch goes on."""
+    if isinstance(error, ImageError):
+        return PreparedInput(item, error=error)
+    if isinstance(error, MemoryError):
+        return PreparedInput(item, error=ImageError(item, "not enough memory to analyse it"))
+    return PreparedInput(item, error=ImageError(item, f"cannot analyse ({one_line(error)})"))  # e.g. an OpenCV assertion
+
+
+def prepare_image(analyzer: FaceAnalyzer, item: str, image: np.ndarray, keep_image: bool = False) -> PreparedInput:
+    """Detect and crop the faces of one decoded image."""
+    try:
+        return PreparedInput(item, analyzer.prepare(image), image if keep_image else None)
+    except Exception as error:  # noqa: BLE001 - this input fails alone
+        return failed_input(item, error)
+
+
+def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool) -> PreparedInput:
+    """Read, decode, detect and crop one input."""
     if isinstance(item, ImageError):
-        return _Prepared(item.path, error=item)
+        return PreparedInput(item.path, error=item)
     try:
         image = image_io.load_image(item)
-        return _Prepared(item, analyzer.prepare(image), image if keep_image else None)
-    except ImageError as error:
-        return _Prepared(item, error=error)
-    except MemoryError:
-        return _Prepared(item, error=ImageError(item, "not enough memory to analyse it"))
-    except Exception as error:  # noqa: BLE001 - e.g. an OpenCV assertion on an odd image: this input fails alone
-        return _Prepared(item, error=ImageError(item, f"cannot analyse ({one_line(error)})"))
+    except Exception as error:  # noqa: BLE001 - this input fails alone
+        return failed_input(item, error)
+    return prepare_image(analyzer, item, image, keep_image)
 
 
 def _prepared_in_order(analyzer, items, keep_image: bool, workers: int):
@@ -105,8 +113,8 @@ def _prepared_in_order(analyzer, items, keep_image: bool, workers: int):
             yield window.popleft().result()
 
 
-def _in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_images: int):
-    """Pairs (_Prepared, ImageResult): the faces of several images go through the model in one call."""
+def in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_images: int):
+    """Pairs (PreparedInput, ImageResult): the faces of several images go through the model in one call."""
     group = []
 
     def flush():
@@ -142,64 +150,111 @@ def _annotated_target(output, items) -> tuple[Path | None, Path | None]:
 
 
 def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output,
-                      model_dir: Path | None = None) -> tuple[Path | None, Path | None]:
+                      model_dir: Path | None = None, parquet_dir=None,
+                      resume: bool = False) -> tuple[Path | None, Path | None]:
     """Refuse, before any work, outputs that would write over an input (the model's files included) or a file
     this tool did not write; returns where annotated copies go (folder, single file)."""
     sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))], model_dir)
     out_dir, out_file = _annotated_target(output, items)
     output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image")
     output_guard.check_output_folder("--output", out_dir, sources)
+    output_guard.check_parquet_folder(parquet_dir, sources, resume)
     return out_dir, out_file
 
 
+def input_items(inputs: list[str] | None, img_list=None) -> list:
+    """The images to analyse: each input expanded (folders, globs), then the paths of the --img_list file as
+    they are; inputs that match nothing come as ImageError."""
+    items = list(image_io.expand_inputs(inputs or []))
+    return items + image_io.read_image_list(img_list) if img_list else items
+
+
+def item_name(item) -> str:
+    return item.path if isinstance(item, ImageError) else str(item)
+
+
+class ResultSink:
+    """Where each image's result goes, for both engines: the --json/--csv/--parquet files, the lines printed,
+    the progress bar and the summary. With resume, the images already in the --parquet folder are counted and
+    copied to --json/--csv first, and `pending` leaves them out."""
+
+    def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
+                 quiet: bool = False, parquet_rows: int = 10_000):
+        self.summary, self.quiet = RunSummary(), quiet
+        earlier = results_io.read_parquet_results(parquet_dir) if resume and Path(parquet_dir).is_dir() else []
+        done = {row["image"] for row in earlier}
+        self.pending = [item for item in items if item_name(item) not in done]
+        self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows)
+        for row in earlier:
+            result = ImageResult.from_json(row)
+            self._count(result)
+            self.writers.write(result, to_parquet=False)
+        if earlier:
+            print(f"resuming: {len(earlier)} image(s) done before, {len(self.pending)} to go", file=sys.stderr)
+        self.progress = tqdm(total=len(self.pending), desc="analysing", unit="img", file=sys.stderr,
+                             disable=quiet or len(self.pending) < 2)
+
+    def _count(self, result: ImageResult) -> None:
+        self.summary.images += 1
+        self.summary.faces += len(result.faces)
+        self.summary.too_small += sum(face.too_small for face in result.faces)
+        self.summary.failed += result.error is not None
+
+    def add(self, result: ImageResult) -> None:
+        """One image's result: counted, printed (its error on stderr) and written."""
+        self.progress.update(1)
+        self._count(result)
+        if result.error is not None:
+            tqdm.write(f"error: {result.image}: {result.error}", file=sys.stderr)
+        elif not self.writers.to_stdout and not self.quiet:
+            tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
+            for face in result.faces:
+                tqdm.write("  " + results_io.describe_face(face))
+        self.writers.write(result)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.writers.close()
+
+
 def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
-               show: bool = False, quiet: bool = False, workers: int | None = None) -> RunSummary:
+               show: bool = False, quiet: bool = False, workers: int | None = None, img_list=None,
+               parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000) -> RunSummary:
     """Analyse every input; a bad file is reported on stderr and the batch goes on.
 
     output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
     show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display.
-    workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most)."""
-    summary, used = RunSummary(), set()
-    items = list(image_io.expand_inputs(inputs))
-    out_dir, out_file = check_run_outputs(inputs, items, json_path, csv_path, output, analyzer.model_dir)
+    workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most).
+    img_list: a file listing more image paths (image_io.read_image_list).
+    parquet_dir: a folder for results as Parquet files; resume: skip the images already there."""
+    used = set()
+    items = input_items(inputs, img_list)
+    out_dir, out_file = check_run_outputs(inputs or [], items, json_path, csv_path, output, analyzer.model_dir,
+                                          parquet_dir, resume)
     window = Window() if show else None
     if window is not None and not window.available:
         print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
         window = None
-    writers = results_io.ResultWriters(json_path, csv_path)
+    sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows)
     if out_dir is not None:
         out_dir = writable_folder(out_dir)
-        summary.failed += out_dir is None
+        sink.summary.failed += out_dir is None
     try:
         keep = out_dir is not None or out_file is not None or window is not None
-        prepared = _prepared_in_order(analyzer, items, keep, workers or min(2, analyzer.threads))
-        progress = tqdm(total=len(items), desc="analysing", unit="img", disable=quiet or len(items) < 2,
-                        file=sys.stderr)
-        for p, result in _in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
-            progress.update(1)
-            summary.images += 1
-            summary.faces += len(result.faces)
-            summary.too_small += sum(face.too_small for face in result.faces)
-            if p.error is not None:
-                tqdm.write(f"error: {p.error}", file=sys.stderr)
-                summary.failed += 1
-            elif not writers.to_stdout and not quiet:
-                tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
-                for face in result.faces:
-                    tqdm.write("  " + results_io.describe_face(face))
-            writers.write(result)
+        prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads))
+        for p, result in in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
+            sink.add(result)
             if p.image is not None:
                 annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
                 target = out_file or (output_path(out_dir, p.item, used) if out_dir is not None else None)
                 if target is not None and not cv2.imwrite(str(target), annotated):
                     tqdm.write(f"error: {target}: cannot write the annotated image", file=sys.stderr)
-                    summary.failed += 1
+                    sink.summary.failed += 1
                 if window is not None and wants_quit(window.show(annotated)):
-                    summary.stopped = True
+                    sink.summary.stopped = True
                     break
-        progress.close()
     finally:
-        writers.close()
+        sink.close()
         if window is not None:
             window.close()
-    return summary
+    return sink.summary

@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from face_analysis import build_model, lite_model, model_store, output_guard, paths, utk_data
+from face_analysis.distribution import Distribution, make_distribution
 from face_analysis.labels import DEFAULT_EPOCHS, GENDERS, INPUT_SIZES, MAX_AGE, RACES
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class TrainConfig:
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
     fine_tune_from: str = DEFAULT_FINE_TUNE_FROM  # facenet: where the frozen stem ends (build_model.FACENET_SPLITS)
     crop_widen: float = DEFAULT_CROP_WIDEN  # photos: the detector's chip crop widened by this factor
+    distribute: str = "none"  # none, mirrored or multi_worker (distribution.make_distribution)
+    devices: list[str] | None = None  # mirrored: the devices (default: every local GPU)
 
     def __post_init__(self):
         self.data_paths = [Path(p) for p in self.data_paths]
@@ -136,9 +139,11 @@ def _data_key(frame: pd.DataFrame, *extra) -> str:
 
 
 def _cached_array(path: Path, count: int, shape, compute_batch, batch_size: int, desc: str, use_cache: bool):
-    """An (count, *shape) float16 array computed batch by batch, kept in path (.npy) for later runs."""
+    """An (count, *shape) float16 array computed batch by batch, kept in path (.npy) for later runs (only by
+    the process that writes caches: see paths.CACHE_WRITES)."""
     if use_cache and path.is_file():
         return np.load(path, mmap_mode="r")
+    use_cache = use_cache and paths.CACHE_WRITES
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(count, *shape))
@@ -184,26 +189,29 @@ def _load_checkpoint(directory: Path):
     return model, state
 
 
-def _fit(model, train_data, val_data, epochs, initial_epoch, checkpoint):
+def _fit(model, train_data, val_data, epochs, initial_epoch, checkpoint, steps_per_epoch=None):
     model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch, shuffle=False,
-              callbacks=[checkpoint], verbose=1 if os.isatty(1) else 2)
+              callbacks=[checkpoint], verbose=1 if os.isatty(1) else 2, steps_per_epoch=steps_per_epoch)
 
 
-def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None):
+def _dataset(inputs, labels, batch_size, shuffle_seed=None, map_fn=None, shards: int = 1, shard: int = 0):
+    """A tf.data pipeline over in-memory arrays: shuffled each epoch (when shuffle_seed is given; the same
+    order on every worker), this worker's shard of it, batched, then map_fn on each batch of inputs."""
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((inputs, labels))
     if shuffle_seed is not None:
         data = data.shuffle(len(inputs), seed=shuffle_seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size)
+    data = data.shard(shards, shard).batch(batch_size)
     if map_fn is not None:
         data = data.map(lambda x, y: (map_fn(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
 def _teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """A saved model's softmax outputs on the given rows of the data (cached per teacher and data)."""
-    teacher, info = model_store.load_model(teacher_dir)
+    """A saved model's softmax outputs on the given rows of the data (cached per teacher and data), from its
+    float32 export run by OpenVINO: the Keras model's outputs, about twice as fast."""
+    teacher, info = lite_model.load_lite_model(teacher_dir, precision="float32")
     data = prepare_data(config.data_paths, info["input_size"], config.use_cache, config.crop_widen)
     manifest = (Path(teacher_dir) / model_store.MANIFEST).read_bytes()
     key = _data_key(data.frame.iloc[rows], hashlib.sha256(manifest).hexdigest())
@@ -213,11 +221,11 @@ def _teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -
             return dict(stored)
     outputs = {"age": [], "gender": [], "race": []}
     for start in tqdm(range(0, len(rows), 64), desc="teacher predictions", unit="batch"):
-        batch = teacher.predict_on_batch(data.images[rows[start:start + 64]].astype(np.float32))
+        batch = teacher(data.images[rows[start:start + 64]].astype(np.float32))
         for name in outputs:
             outputs[name].append(np.asarray(batch[name], np.float32))
     outputs = {name: np.concatenate(parts) for name, parts in outputs.items()}
-    if config.use_cache:
+    if config.use_cache and paths.CACHE_WRITES:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **outputs)
     return outputs
@@ -239,7 +247,13 @@ def soft_targets(frame: pd.DataFrame, teacher: dict[str, np.ndarray] | None = No
     return mixed
 
 
-def _train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path):
+def _checkpoint_dir(base: Path, distribution: Distribution) -> Path:
+    """Where this process keeps its checkpoints: the chief in base, other workers in their own folder inside."""
+    return base if distribution.is_chief else base / f"worker-{distribution.worker_index}"
+
+
+def _train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path,
+                  distribution: Distribution):
     import keras
 
     history: list = []
@@ -253,51 +267,58 @@ def _train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarra
         where = np.searchsorted(unique, train_rows)
         train_targets = soft_targets(data.frame.iloc[train_rows], {k: v[where] for k, v in teacher.items()})
         val_targets = soft_targets(data.frame.iloc[val_rows])
-    steps = config.epochs * int(np.ceil(len(train_rows) / config.batch_size))
+    batch = distribution.global_batch(config.batch_size)
+    steps = config.epochs * int(np.ceil(len(train_rows) / batch))
     initial_epoch = 0
-    if config.resume and (checkpoint_dir / "state.json").is_file():
-        model, state = _load_checkpoint(checkpoint_dir)
-        initial_epoch, history = state["epoch"], state["history"]
-    else:
-        model = build_model.build_normal_model()
-        build_model.compile_model(model, keras.optimizers.schedules.CosineDecay(1e-3, steps), soft_targets=soft)
+    with distribution.strategy.scope():
+        if config.resume and (checkpoint_dir / "state.json").is_file():
+            model, state = _load_checkpoint(checkpoint_dir)
+            initial_epoch, history = state["epoch"], state["history"]
+        else:
+            model = build_model.build_normal_model()
+            rate = distribution.learning_rate(1e-3, batch)
+            build_model.compile_model(model, keras.optimizers.schedules.CosineDecay(rate, steps), soft_targets=soft)
     augment = make_augmenter(config.seed)
-    train = _dataset(data.images[train_rows], train_targets, config.batch_size, config.seed, augment)
-    val = _dataset(data.images[val_rows], val_targets, config.batch_size)
+    images = data.images[train_rows]
+    train = distribution.sharded_dataset(
+        lambda shards, shard, size: _dataset(images, train_targets, size, config.seed, augment, shards, shard), batch)
+    val = _dataset(data.images[val_rows], val_targets, batch)
     if initial_epoch < config.epochs:
-        _fit(model, train, val, config.epochs, initial_epoch, EpochCheckpoint(checkpoint_dir, "train", history))
+        _fit(model, train, val, config.epochs, initial_epoch, EpochCheckpoint(checkpoint_dir, "train", history),
+             distribution.steps_per_epoch(len(train_rows), batch))
     return model, history
 
 
-class _ViewBatches:
-    """Keras PyDataset of cached feature maps: each epoch, every sample comes from one of its views (the
-    plain image or one of its augmented copies) drawn at random, in a new random order."""
+def _view_dataset(views, view_rows, labels: dict, batch_size: int, seed: int, shards: int = 1, shard: int = 0):
+    """tf.data pipeline of cached feature maps: each epoch, every sample comes from one of its views (the plain
+    image or one of its augmented copies) drawn at random, in a new random order (the same on every worker,
+    which takes its shard of it)."""
+    import tensorflow as tf
 
-    def __new__(cls, views, view_rows, labels, batch_size: int, seed: int):
-        import keras
+    rng = np.random.default_rng(seed + 1000 * shard)
+    names = sorted(labels)
 
-        class _Batches(keras.utils.PyDataset):
-            def __init__(self):
-                super().__init__()
-                self.rng = np.random.default_rng(seed)
-                self.on_epoch_end()
+    def load(picks):
+        chosen = rng.integers(0, len(views), len(picks))
+        maps = np.stack([views[v][view_rows[v][i]] for v, i in zip(chosen, picks)]).astype(np.float32)
+        return (maps, *(labels[name][picks] for name in names))
 
-            def __len__(self):
-                return int(np.ceil(len(view_rows[0]) / batch_size))
+    count = len(view_rows[0])
+    signature = [tf.float32, *(tf.as_dtype(labels[name].dtype) for name in names)]
 
-            def on_epoch_end(self):
-                self.order = self.rng.permutation(len(view_rows[0]))
-                self.view = self.rng.integers(0, len(views), len(view_rows[0]))
+    def gather(picks):
+        maps, *values = tf.numpy_function(load, [picks], signature)
+        maps.set_shape((None, *views[0].shape[1:]))
+        for name, value in zip(names, values):
+            value.set_shape((None, *labels[name].shape[1:]))
+        return maps, dict(zip(names, values))
 
-            def __getitem__(self, index):
-                picks = self.order[index * batch_size:(index + 1) * batch_size]
-                maps = np.stack([views[v][view_rows[v][i]] for v, i in zip(self.view[picks], picks)])
-                return maps.astype(np.float32), {k: v[picks] for k, v in labels.items()}
-
-        return _Batches()
+    order = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return order.shard(shards, shard).batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
 
 
-def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path):
+def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path,
+                   distribution: Distribution):
     """Two phases on cached feature maps of the frozen stem (one plain and `augmented_copies` augmented views
     of each training image): the heads on the frozen tail, then tail and heads together at a low,
     decaying learning rate."""
@@ -327,29 +348,38 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
     position_in_train = np.full(len(data.frame), -1)
     position_in_train[unique_train] = np.arange(len(unique_train))
     train_positions = position_in_train[train_rows]
-    train = _ViewBatches([originals, *copies], [train_rows] + [train_positions] * len(copies),
-                         targets(data.frame.iloc[train_rows]), config.batch_size, config.seed)
+    batch = distribution.global_batch(config.batch_size)
+    train_labels = targets(data.frame.iloc[train_rows])
+    train = distribution.sharded_dataset(lambda shards, shard, size: _view_dataset(
+        [originals, *copies], [train_rows] + [train_positions] * len(copies), train_labels, size, config.seed,
+        shards, shard), batch)
+    steps_per_epoch = int(np.ceil(len(train_rows) / batch))
     val_rows = data.part("val")
     val = _dataset(np.asarray(originals[val_rows], np.float32), targets(data.frame.iloc[val_rows]), 128)
 
     history: list = []
     top, state = None, {"phase": "heads", "epoch": 0}
-    if config.resume and (checkpoint_dir / "state.json").is_file():
-        top, state = _load_checkpoint(checkpoint_dir)
-        history = state["history"]
-    if state["phase"] == "heads" and state["epoch"] < config.head_epochs:
+    with distribution.strategy.scope():
+        if config.resume and (checkpoint_dir / "state.json").is_file():
+            top, state = _load_checkpoint(checkpoint_dir)
+            history = state["history"]
         if top is None:
-            tail.trainable = False
-            top = build_model.facenet_from_features(tail, heads)
-            build_model.compile_model(top, 1e-3)
-        _fit(top, train, val, config.head_epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "heads", history))
+            top = build_model.facenet_from_features(*distribution.trainable_copies(tail, heads))
+            top.get_layer(build_model.TAIL_NAME).trainable = False
+            build_model.compile_model(top, distribution.learning_rate(1e-3, batch))
+    if state["phase"] == "heads" and state["epoch"] < config.head_epochs:
+        _fit(top, train, val, config.head_epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "heads", history),
+             distribution.steps_per_epoch(len(train_rows), batch))
     if state["phase"] == "heads":
-        top.get_layer(build_model.TAIL_NAME).trainable = True
-        steps = max(1, config.epochs * len(train))
-        build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(1e-4, steps))
+        with distribution.strategy.scope():
+            top.get_layer(build_model.TAIL_NAME).trainable = True
+            steps = max(1, config.epochs * steps_per_epoch)
+            build_model.compile_model(top, keras.optimizers.schedules.CosineDecay(
+                distribution.learning_rate(1e-4, batch), steps))
         state = {"phase": "tail", "epoch": 0}
     if state["epoch"] < config.epochs:
-        _fit(top, train, val, config.epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "tail", history))
+        _fit(top, train, val, config.epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "tail", history),
+             distribution.steps_per_epoch(len(train_rows), batch))
     parts = (stem, top.get_layer(build_model.TAIL_NAME), top.get_layer(build_model.HEADS_NAME))
     return build_model.build_facenet_model(parts=parts), history
 
@@ -391,29 +421,51 @@ def check_train_outputs(config: TrainConfig) -> None:
         output_guard.check_stats_folder("--stats_dir", config.stats_dir, sources, paths.STATS_ENTRIES)
 
 
-def train(config: TrainConfig) -> Path:
-    """Train a model on UTKFace and save it (with its split and history) to config.model_dir."""
+def _undistributed(model, config: TrainConfig):
+    """A copy of a model trained under a strategy, with plain variables (for saving and export)."""
+    plain = build_model.build_model(config.model_type, config.fine_tune_from)
+    plain.set_weights(model.get_weights())
+    return plain
+
+
+def train(config: TrainConfig) -> Path | None:
+    """Train a model on UTKFace and save it (with its split and history) to config.model_dir.
+
+    With config.distribute, every worker of the cluster runs this; only the chief saves (the others return
+    None)."""
     import keras
 
     from face_analysis import plots
 
+    distribution = make_distribution(config.distribute, config.devices)  # before TensorFlow runs anything
     check_train_outputs(config)
+    paths.CACHE_WRITES = distribution.is_chief
     keras.utils.set_random_seed(config.seed)
     started = time.time()
+    if distribution.kind != "none":
+        batch = distribution.global_batch(config.batch_size)
+        log.info("%s: global batch %d (%d per replica x %d replicas), learning rates x%.2f", distribution.kind,
+                 batch, config.batch_size, distribution.replicas, distribution.learning_rate(1.0, batch))
     data = prepare_data(config.data_paths, INPUT_SIZES[config.model_type], config.use_cache, config.crop_widen)
     train_part = data.frame.iloc[data.part("train")]
     if len(train_part) == 0 or len(data.part("val")) == 0:
         raise utk_data.DataError("too few images to make a training and a validation part")
     train_rows = data.part("train")[utk_data.rebalance_ages(train_part, seed=config.seed)]
-    if config.stats_dir is not None:
+    if config.stats_dir is not None and distribution.is_chief:
         data_stats = Path(config.stats_dir) / "data_stats"
         plots.plot_distributions(data.frame, data_stats / "raw_data_stats", "all de-duplicated images")
         plots.plot_distributions(data.frame.iloc[train_rows], data_stats / "adjusted_data_stats",
                                  "training part after rebalancing")
     run_key = _data_key(data.frame, config.model_type)
-    checkpoint_dir = paths.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{run_key}"
+    checkpoint_dir = _checkpoint_dir(paths.CACHE_DIR / "checkpoints" / f"{config.model_dir.name}-{run_key}",
+                                     distribution)
     trainer = _train_facenet if config.model_type == "facenet" else _train_normal
-    model, history = trainer(config, data, train_rows, checkpoint_dir)
+    model, history = trainer(config, data, train_rows, checkpoint_dir, distribution)
+    if not distribution.is_chief:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return None
+    if distribution.kind != "none":
+        model = _undistributed(model, config)
     info = {"model_type": config.model_type, "input_size": INPUT_SIZES[config.model_type],
             "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
             "sources": {source: {s: int(n) for s, n in group["split"].value_counts().items()}
@@ -422,6 +474,8 @@ def train(config: TrainConfig) -> Path:
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             "crop_widen": config.crop_widen,
             **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
+            **({"distribute": config.distribute, "replicas": distribution.replicas}
+               if distribution.kind != "none" else {}),
             "training_seconds": round(time.time() - started)}
     split = data.frame[["sha256", "split"]]  # content hashes only: no UTKFace names or labels are stored
     log.info("quantizing to int8 (lite_model.int8_files) ...")

@@ -169,6 +169,9 @@ def load_utkface(data_paths: Iterable[str | Path], image_size: int, use_cache: b
 
 
 def write_cache(cache: Path, dataset: UtkDataset) -> None:
+    """Keep a decoded data set for later runs (unless this process must not write caches: paths.CACHE_WRITES)."""
+    if not paths.CACHE_WRITES:
+        return
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     np.save(tmp / "images.npy", dataset.images)

@@ -1,0 +1,110 @@
+"""`run --engine ray` on a local Ray cluster of two nodes with one CPU each."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_cli
+from face_analysis import results_io
+
+pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture
+def photos(tmp_path, astronaut_jpg):
+    """48 copies of a face photo, a crowd photo, a broken JPEG and an empty file."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(48):
+        (folder / f"p{i:02d}.jpg").write_bytes(astronaut_jpg.read_bytes())
+    (folder / "crowd.jpg").write_bytes((REPO_ROOT / "examples" / "crowd.jpg").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg \xff\xd9")
+    (folder / "empty.png").write_bytes(b"")
+    return folder
+
+
+def ray_run(cluster, *args, **popen):
+    """`run --engine ray` against the cluster, as a separate driver process."""
+    command = [sys.executable, str(REPO_ROOT / "src" / "main.py"), "run", "--engine", "ray", "--ray_address",
+               cluster.address, "--model_type", "normal", "--quiet", *args]
+    return subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+
+
+def ray_processes(title: str) -> list[int]:
+    """The pids of Ray workers whose process title starts with title."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                if file.read().startswith(title.encode()):
+                    pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+def test_ray_gives_the_same_json_as_the_local_engine(cluster, photos, tmp_path):
+    local, remote = tmp_path / "local.json", tmp_path / "ray.json"
+    missing = tmp_path / "missing.jpg"
+    assert run_cli("run", "--img", photos, missing, "--model_type", "normal", "--json", local, "--quiet") == 1
+    process = ray_run(cluster, "--img", photos, missing, "--json", remote)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err  # the broken, empty and missing files
+    expected = json.loads(local.read_text())
+    assert len(expected) == 52 and sum(bool(r["error"]) for r in expected) == 3
+    assert json.loads(remote.read_text()) == expected  # same objects, same order
+    assert err.count("error: ") == 3 and "Traceback" not in err
+
+
+def test_an_actor_killed_during_the_job_loses_no_image(cluster, photos, tmp_path):
+    target = tmp_path / "ray.json"
+    process = ray_run(cluster, "--img", photos, "--json", target)
+    deadline, killed = time.time() + 120, None
+    while killed is None and process.poll() is None and time.time() < deadline:
+        busy = ray_processes("ray::MapWorker(MapBatches(Analyse)).submit")
+        if busy:
+            killed = busy[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    _, err = process.communicate(timeout=300)
+    assert killed is not None, "no analysing actor was seen at work"
+    assert process.returncode == 1, err
+    results = json.loads(target.read_text())
+    assert sorted(r["image"] for r in results) == sorted(str(p) for p in photos.iterdir())
+    copies = [r for r in results if Path(r["image"]).name.startswith("p")]
+    assert all(r["faces"] == copies[0]["faces"] and len(r["faces"]) == 1 for r in copies)
+
+
+def test_resume_after_the_driver_is_killed(cluster, photos, tmp_path):
+    folder, target = tmp_path / "parquet", tmp_path / "out.json"
+    process = ray_run(cluster, "--img", photos, "--parquet", folder, "--parquet_rows", 4)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(results_io.parquet_files(folder)) < 2 and process.poll() is None:
+        time.sleep(0.02)
+    process.kill()
+    process.communicate()
+    before = results_io.read_parquet_results(folder)
+    assert 8 <= len(before) < 51, "the driver was not killed half-way"
+    process = ray_run(cluster, "--img", photos, "--parquet", folder, "--parquet_rows", 4, "--resume", "--json", target)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err
+    names = sorted(str(p) for p in photos.iterdir())
+    assert sorted(r["image"] for r in results_io.read_parquet_results(folder)) == names
+    assert sorted(r["image"] for r in json.loads(target.read_text())) == names
