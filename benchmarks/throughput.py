@@ -3,12 +3,15 @@
     python benchmarks/throughput.py                 # video, batch and start-up, both models
     python benchmarks/throughput.py --only video
     python benchmarks/throughput.py --only memory --images 10000
+    python benchmarks/throughput.py --engine local ray --images 2000   # run --engine local vs ray, int8 and float32
 
 Video: 640x480 files with 1 and 5 faces, written with --output and no window (150 frames each).
 Batch: a folder of 640x480 JPEGs with one face each, with --json. Start-up: the wall time of
 `python src/main.py run --img one.jpg` in a fresh process (TFLite files already built), best of 3.
 Memory: the resident size of `run --img FOLDER --json` in a fresh process, sampled every second and set
-against the number of results already written (default 300 photos; ask for 10,000 with --images)."""
+against the number of results already written (default 300 photos; ask for 10,000 with --images).
+Engines (--engine): `run --img FOLDER --json` in a fresh process with each engine and precision on the same
+photos, wall time from start to exit (Ray's start-up included) and images/s."""
 import argparse
 import os
 import subprocess
@@ -47,6 +50,25 @@ def batch(model_type: str, detector: str, work: Path, count: int) -> None:
     seconds = time.perf_counter() - started
     print(f"batch   {model_type:8s} {detector:6s} {summary.images} images, {summary.faces} faces: "
           f"{summary.images / seconds:5.1f} images/s", flush=True)
+
+
+def engines(model_type: str, detector: str, work: Path, count: int, names: list[str], precisions: list[str]) -> None:
+    folder = work / f"photos_{count}"
+    make_media.write_photos(folder, count)
+    seconds = {}
+    for precision in precisions:
+        for engine in names:
+            command = [sys.executable, str(ROOT / "src" / "main.py"), "run", "--img", str(folder), "--model_type",
+                       model_type, "--detector", detector, "--engine", engine, "--precision", precision,
+                       "--json", str(work / "engine.json"), "--quiet"]
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            seconds[engine, precision] = time.perf_counter() - started
+            against = seconds.get(("local", precision))
+            overhead = f", {seconds[engine, precision] / against - 1:+.0%} against local" if engine != "local" and against else ""
+            print(f"engine  {model_type:8s} {detector:6s} {engine:5s} {precision:7s} {count} images: "
+                  f"{seconds[engine, precision]:6.1f} s, {count / seconds[engine, precision]:5.1f} images/s{overhead}",
+                  flush=True)
 
 
 def startup(model_type: str, detector: str, work: Path) -> None:
@@ -100,11 +122,17 @@ def main():
     parser.add_argument("--model_type", nargs="+", default=["normal", "facenet"])
     parser.add_argument("--detector", default="yunet")
     parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--engine", nargs="+", choices=("local", "ray"),
+                        help="instead of the rest: compare these engines of `run --img` (int8 and float32)")
+    parser.add_argument("--precision", nargs="+", default=["int8", "float32"], help="with --engine")
     args = parser.parse_args()
     print(f"CPU cores: {os.cpu_count()}")
     work = Path(tempfile.gettempdir()) / "face_analysis_bench"
     work.mkdir(exist_ok=True)
     for model_type in args.model_type:
+        if args.engine:
+            engines(model_type, args.detector, work, args.images, args.engine, args.precision)
+            continue
         if args.only in (None, "startup"):
             startup(model_type, args.detector, work)
         if args.only in (None, "video"):
