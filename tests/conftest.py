@@ -45,6 +45,18 @@ def astronaut_jpg(tmp_path_factory) -> Path:
     return path
 
 
+def photo_folder(folder: Path, photo: Path, copies: int, *extra: Path) -> Path:
+    """A folder of copies of a face photo (p00.jpg...), the extra photos, a broken JPEG and an empty file."""
+    folder.mkdir()
+    for i in range(copies):
+        (folder / f"p{i:02d}.jpg").write_bytes(photo.read_bytes())
+    for path in extra:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg \xff\xd9")
+    (folder / "empty.png").write_bytes(b"")
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
     """Keep the tests' decoded-image, feature and checkpoint caches out of the repository's .cache/,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, photo_folder, run_cli
 from face_analysis import results_io
 
 pytest.importorskip("ray")
@@ -29,14 +29,7 @@ def cluster():
 @pytest.fixture
 def photos(tmp_path, astronaut_jpg):
     """48 copies of a face photo, a crowd photo, a broken JPEG and an empty file."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(48):
-        (folder / f"p{i:02d}.jpg").write_bytes(astronaut_jpg.read_bytes())
-    (folder / "crowd.jpg").write_bytes((REPO_ROOT / "examples" / "crowd.jpg").read_bytes())
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg \xff\xd9")
-    (folder / "empty.png").write_bytes(b"")
-    return folder
+    return photo_folder(tmp_path / "photos", astronaut_jpg, 48, REPO_ROOT / "examples" / "crowd.jpg")
 
 
 def ray_run(cluster, *args, **popen):

@@ -9,21 +9,15 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, photo_folder, run_cli
 from face_analysis import image_io, results_io
 from face_analysis.errors import UsageError
 
 
 @pytest.fixture
 def photos(tmp_path, astronaut_jpg):
-    """A folder of 40 copies of a face photo, one broken JPEG and one empty file."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(40):
-        (folder / f"p{i:02d}.jpg").write_bytes(astronaut_jpg.read_bytes())
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg \xff\xd9")
-    (folder / "empty.png").write_bytes(b"")
-    return folder
+    """40 copies of a face photo, a broken JPEG and an empty file."""
+    return photo_folder(tmp_path / "photos", astronaut_jpg, 40)
 
 
 def test_image_lists_in_text_csv_and_parquet(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,8 +103,6 @@ def _check_reachable(address: str, seconds: float = 10.0) -> None:
 def _connect(address: str | None) -> bool:
     """Join the cluster at address (or RAY_ADDRESS), else start a local Ray instance on the cores this process
     may use; returns whether this call started Ray."""
-    import os
-
     import ray
 
     if ray.is_initialized():
@@ -148,15 +147,14 @@ def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_pa
     """Analyse every input with Ray (address: a cluster to join; default RAY_ADDRESS, else a local instance).
 
     Takes run_model.run_images's inputs and outputs, except annotated images and the window."""
-    import os
-
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data's notes on execution (before it is imported)
     import ray
 
-    from face_analysis import model_store
+    from face_analysis import lite_model, model_store
 
     items = run_model.input_items(inputs, img_list)
     model_dir = model_store.resolve_model_dir(settings.model_type, settings.model_path)
+    lite_model.load_lite_model(model_dir, settings.model_type, 1, settings.precision)  # its errors here, not in actors
     settings = AnalyzerSettings(**{**asdict(settings), "model_path": str(Path(model_dir).resolve())})  # any node
     run_model.check_run_outputs(inputs or [], items, json_path, csv_path, None, model_dir, parquet_dir, resume)
     sink = run_model.ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows)
