@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop_widen", type=WIDEN, default=None,
                        help="photo sets: the detector's chip crop widened by this factor, saved with the model "
                             "and used by run (default: benchmarks/crop_choice.py's choice)")
-    train.add_argument("--batch_size", type=POSITIVE_INT, default=64, help="batch size (per replica with --distribute; default 64)")
+    train.add_argument("--batch_size", type=POSITIVE_INT, default=64,
+                       help="batch size (per replica with --distribute; default 64)")
     train.add_argument("--model_path", type=Path,
                        help="where to save (default: saved_model/<type>_model); an existing folder is replaced "
                             "only when it holds a model saved by this tool")

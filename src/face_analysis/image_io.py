@@ -109,11 +109,13 @@ def read_image_bytes(path: str | Path) -> bytes:
     """The bytes of an image file, refusing without opening it anything that is not a regular file (a FIFO would
     block, a device never ends) and anything over MAX_FILE_BYTES; raises ImageError naming the file and the reason.
     URIs (s3://...) are read through pyarrow's file systems."""
-    if is_uri(path):
-        data = _read_uri_bytes(str(path))
-        if len(data) > MAX_FILE_BYTES:
-            raise ImageError(path, f"file too large (more than {MAX_FILE_BYTES:,} bytes)")
-        return data
+    data = _read_uri_bytes(str(path)) if is_uri(path) else _read_local_bytes(path)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(path, f"file too large (more than {MAX_FILE_BYTES:,} bytes)")
+    return data
+
+
+def _read_local_bytes(path: str | Path) -> bytes:
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
@@ -132,8 +134,6 @@ def read_image_bytes(path: str | Path) -> bytes:
         raise ImageError(path, "permission denied") from None
     except OSError as error:
         raise ImageError(path, f"cannot read ({error.strerror or error})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ImageError(path, f"file too large (more than {MAX_FILE_BYTES:,} bytes)")
     return data
 
 

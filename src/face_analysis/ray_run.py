@@ -49,7 +49,7 @@ def _read_batch(batch: dict) -> dict:
             try:
                 image = image_io.load_image(str(path))
             except Exception as failure:  # noqa: BLE001 - this image fails alone
-                error = run_model.failed_input(str(path), failure).error.reason
+                error = run_model.as_image_error(str(path), failure).reason
         images.append(image)
         errors.append(error)
     column = np.empty(len(images), dtype=object)
@@ -132,7 +132,7 @@ def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings)
     context.print_on_execution_start = False
     threads = settings.threads or 1
     actors = max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
-    blocks = max(1, min(len(paths) // BATCH_IMAGES, 4 * actors * 8))
+    blocks = max(1, min(len(paths) // BATCH_IMAGES, 32 * actors))  # enough for every actor to stay busy
     items = ray.data.from_items([{"path": str(p), "error": e} for p, e in zip(paths, errors)],
                                 override_num_blocks=blocks)
     decoded = items.map_batches(_read_batch, batch_size=BATCH_IMAGES, batch_format="numpy", num_cpus=READ_CPUS)

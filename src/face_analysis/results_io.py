@@ -259,13 +259,14 @@ class ResultWriters:
         the CSV always hold the same images."""
         held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        row = result.to_json()
         try:
             if self.json:
-                self.json.write(result.to_json() if frame is None else {"frame": frame, **result.to_json()})
+                self.json.write(row if frame is None else {"frame": frame, **row})
             if self.csv:
                 self.csv.write(result, frame)
             if self.parquet and to_parquet:
-                self.parquet.write(result.to_json())
+                self.parquet.write(row)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 

@@ -73,13 +73,17 @@ def output_path(out_dir: Path, image_path: str, used: set) -> Path:
     return candidate
 
 
-def failed_input(item, error: BaseException) -> PreparedInput:
-    """An input that failed: whatever went wrong becomes its ImageError, and the batch goes on."""
+def as_image_error(item, error: BaseException) -> ImageError:
+    """Whatever went wrong with one input, as its ImageError (the batch goes on)."""
     if isinstance(error, ImageError):
-        return PreparedInput(item, error=error)
+        return error
     if isinstance(error, MemoryError):
-        return PreparedInput(item, error=ImageError(item, "not enough memory to analyse it"))
-    return PreparedInput(item, error=ImageError(item, f"cannot analyse ({one_line(error)})"))  # e.g. an OpenCV assertion
+        return ImageError(item, "not enough memory to analyse it")
+    return ImageError(item, f"cannot analyse ({one_line(error)})")  # e.g. an OpenCV assertion on an odd image
+
+
+def failed_input(item, error: BaseException) -> PreparedInput:
+    return PreparedInput(item, error=as_image_error(item, error))
 
 
 def prepare_image(analyzer: FaceAnalyzer, item: str, image: np.ndarray, keep_image: bool = False) -> PreparedInput:

@@ -354,6 +354,7 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
         [originals, *copies], [train_rows] + [train_positions] * len(copies), train_labels, size, config.seed,
         shards, shard), batch)
     steps_per_epoch = int(np.ceil(len(train_rows) / batch))
+    fit_steps = distribution.steps_per_epoch(len(train_rows), batch)  # None without a strategy: the data's end
     val_rows = data.part("val")
     val = _dataset(np.asarray(originals[val_rows], np.float32), targets(data.frame.iloc[val_rows]), 128)
 
@@ -369,7 +370,7 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
             build_model.compile_model(top, distribution.learning_rate(1e-3, batch))
     if state["phase"] == "heads" and state["epoch"] < config.head_epochs:
         _fit(top, train, val, config.head_epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "heads", history),
-             distribution.steps_per_epoch(len(train_rows), batch))
+             fit_steps)
     if state["phase"] == "heads":
         with distribution.strategy.scope():
             top.get_layer(build_model.TAIL_NAME).trainable = True
@@ -379,7 +380,7 @@ def _train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarr
         state = {"phase": "tail", "epoch": 0}
     if state["epoch"] < config.epochs:
         _fit(top, train, val, config.epochs, state["epoch"], EpochCheckpoint(checkpoint_dir, "tail", history),
-             distribution.steps_per_epoch(len(train_rows), batch))
+             fit_steps)
     parts = (stem, top.get_layer(build_model.TAIL_NAME), top.get_layer(build_model.HEADS_NAME))
     return build_model.build_facenet_model(parts=parts), history
 
