@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -194,14 +195,18 @@ def parquet_files(folder: str | Path) -> list[Path]:
     return sorted(Path(folder).glob(f"{PARQUET_PREFIX}*.parquet"))
 
 
-def read_parquet_results(folder: str | Path) -> list[dict]:
-    """The rows of a --parquet folder, as `run --json`'s objects."""
+def parquet_result_files(folder: str | Path) -> Iterator[list[dict]]:
+    """The rows of a --parquet folder as `run --json`'s objects, one result file at a time (what --resume
+    reads: a folder of millions of rows never sits in memory at once)."""
     import pyarrow.parquet as pq
 
-    rows = []
     for path in parquet_files(folder):
-        rows += pq.read_table(path, schema=parquet_schema()).to_pylist()
-    return rows
+        yield pq.read_table(path, schema=parquet_schema()).to_pylist()
+
+
+def read_parquet_results(folder: str | Path) -> list[dict]:
+    """Every row of a --parquet folder, as `run --json`'s objects."""
+    return [row for rows in parquet_result_files(folder) for row in rows]
 
 
 class ParquetWriter:

@@ -185,16 +185,18 @@ class ResultSink:
     def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
                  quiet: bool = False, parquet_rows: int = 10_000):
         self.summary, self.quiet = RunSummary(), quiet
-        earlier = results_io.read_parquet_results(parquet_dir) if resume and Path(parquet_dir).is_dir() else []
-        done = {row["image"] for row in earlier}
-        self.pending = [item for item in items if item_name(item) not in done]
         self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows)
-        for row in earlier:
-            result = ImageResult.from_json(row)
-            self._count(result)
-            self.writers.write(result, to_parquet=False)
-        if earlier:
-            print(f"resuming: {len(earlier)} image(s) done before, {len(self.pending)} to go", file=sys.stderr)
+        done = set()
+        if resume and Path(parquet_dir).is_dir():
+            for rows in results_io.parquet_result_files(parquet_dir):
+                for row in rows:
+                    result = ImageResult.from_json(row)
+                    done.add(result.image)
+                    self._count(result)
+                    self.writers.write(result, to_parquet=False)
+        self.pending = [item for item in items if item_name(item) not in done]
+        if done:
+            print(f"resuming: {len(done)} image(s) done before, {len(self.pending)} to go", file=sys.stderr)
         self.progress = tqdm(total=len(self.pending), desc="analysing", unit="img", file=sys.stderr,
                              disable=quiet or len(self.pending) < 2)
 
