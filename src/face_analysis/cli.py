@@ -128,13 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "file,age,gender,race such as ../shared/data/FairFace), in any mix "
                             "(default: dataset_1.tar.gz dataset_2.tar.gz)")
     train.add_argument("--epochs", type=POSITIVE_INT,
-                       help="training epochs (default: facenet 3 fine-tuning, normal 20)")
-    train.add_argument("--head_epochs", type=COUNT, default=2,
-                       help="facenet: epochs training the heads on the frozen backbone first (default 2)")
+                       help="training epochs (default: facenet 2 fine-tuning, normal 20)")
+    train.add_argument("--head_epochs", type=COUNT, default=1,
+                       help="facenet: epochs training the heads on the frozen backbone first (default 1)")
     train.add_argument("--fine_tune_from", choices=FACENET_STAGES, default=None,
                        help="facenet: the first FaceNet stage that learns; the stages before it are frozen and "
-                            "their output cached once (default block8: the 3x3 Block8 stage; mixed_7a and block35 "
-                            "fine-tune more of FaceNet for 3 and 6 times the time per epoch)")
+                            "their output cached once (default mixed_7a: Mixed_7a and the Block8 stage; block8 "
+                            "fine-tunes Block8 alone in about half the time per epoch, block35 more of FaceNet "
+                            "in about 3 times)")
     train.add_argument("--augmented_copies", type=COUNT, default=None,
                        help="facenet: augmented copies of each training image whose features are cached "
                             "(default 1; each costs one FaceNet pass over the training part)")

@@ -4,7 +4,7 @@ GENDERS = ("male", "female")
 RACES = ("white", "black", "asian", "indian", "others")
 # the facts of each model family, in one place (the builders are in build_model.py)
 INPUT_SIZES = {"facenet": 160, "normal": 64}  # pixels of the square RGB face each model takes
-DEFAULT_EPOCHS = {"facenet": 3, "normal": 20}  # facenet: fine-tuning epochs, after its head epochs
+DEFAULT_EPOCHS = {"facenet": 2, "normal": 20}  # facenet: fine-tuning epochs, after its head epochs
 MODEL_TYPES = tuple(INPUT_SIZES)
 # facenet: the FaceNet stages where fine-tuning can start (build_model.FACENET_SPLITS), earliest first
 FACENET_STAGES = ("block35", "mixed_7a", "block8")
