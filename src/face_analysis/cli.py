@@ -49,7 +49,7 @@ def _add_inference_options(parser) -> None:
     """--precision and --tta: how run, evaluate and serve execute the model."""
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="int8: the model's quantized files (default; about twice as fast, the same answers for "
-                             "99 %% of faces or more: see the README); float32: the full-precision export")
+                             "about 99 %% of faces: see the README); float32: the full-precision export")
     parser.add_argument("--tta", action="store_true",
                         help="average each face's outputs with its mirror image's (test-time augmentation: twice "
                              "the time per face for under a point of accuracy; see the README)")

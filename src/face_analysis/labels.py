@@ -10,7 +10,7 @@ MODEL_TYPES = tuple(INPUT_SIZES)
 FACENET_STAGES = ("block35", "mixed_7a", "block8")
 LEGACY_FACENET_STAGE = "block35"  # facenet models saved without "fine_tune_from" were fine-tuned from there
 # how run executes a model: int8 (its quantized files; the default, benchmarks/precision_agreement.py: the
-# float answers for 99 % of faces or more, twice as fast) or its float32 export
+# float answers for about 99 % of faces, twice as fast) or its float32 export
 PRECISIONS = ("int8", "float32")
 DEFAULT_PRECISION = "int8"
 MAX_AGE = 116  # oldest age in UTKFace; the age head predicts a distribution over 0..MAX_AGE
