@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: dataset_1.tar.gz dataset_2.tar.gz)")
     train.add_argument("--epochs", type=POSITIVE_INT,
                        help="training epochs (default: facenet 2 fine-tuning, normal 20)")
-    train.add_argument("--head_epochs", type=COUNT, default=1,
+    train.add_argument("--head_epochs", type=COUNT, default=None,
                        help="facenet: epochs training the heads on the frozen backbone first (default 1)")
     train.add_argument("--fine_tune_from", choices=FACENET_STAGES, default=None,
                        help="facenet: the first FaceNet stage that learns; the stages before it are frozen and "
@@ -320,10 +320,10 @@ def command_train(args) -> int:
     config = train_model.TrainConfig(
         model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
         epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
-        seed=args.seed, head_epochs=args.head_epochs, stats_dir=stats_dir, distill_from=args.distill_from,
+        seed=args.seed, stats_dir=stats_dir, distill_from=args.distill_from,
         distribute=args.distribute, devices=args.devices,
         **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
-                             ("crop_widen", args.crop_widen)) if v is not None})
+                             ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs)) if v is not None})
     try:
         model_dir = train_model.train(config)
     except KeyboardInterrupt:

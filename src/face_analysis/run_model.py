@@ -83,6 +83,7 @@ def as_image_error(item, error: BaseException) -> ImageError:
 
 
 def failed_input(item, error: BaseException) -> PreparedInput:
+    """An input that failed, carrying its ImageError."""
     return PreparedInput(item, error=as_image_error(item, error))
 
 
