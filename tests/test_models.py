@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from face_analysis import build_model, facenet_backbone, model_store
-from face_analysis.labels import GENDERS, MAX_AGE, RACES
+from face_analysis.labels import FACENET_STAGES, GENDERS, MAX_AGE, RACES
 
 
 def _check_outputs(model, size):
@@ -30,6 +30,18 @@ def test_facenet_architecture_shapes_and_frozen_stem():
     assert model.get_layer(build_model.TAIL_NAME).trainable
     _check_outputs(model, 160)
 
+
+
+def test_every_facenet_split_composes_to_the_whole_backbone(astronaut_jpg):
+    """Frozen stem then fine-tuned tail, split at any stage, computes what the unsplit backbone computes."""
+    photo = cv2.cvtColor(cv2.imread(str(astronaut_jpg)), cv2.COLOR_BGR2RGB)
+    scaled = (cv2.resize(photo[40:240, 130:330], (160, 160))[None].astype(np.float32) - 127.5) / 128.0
+    whole = facenet_backbone.build_backbone_part().predict_on_batch(scaled)
+    for stage in FACENET_STAGES:
+        stem, tail, _ = build_model.build_facenet_parts(fine_tune_from=stage)
+        split = tail.predict_on_batch(stem.predict_on_batch(scaled))
+        assert split.shape == whole.shape
+        assert np.abs(split - whole).max() < 1e-4, stage
 
 def test_keras_rebuild_matches_the_frozen_facenet_graph(astronaut_jpg):
     """The Keras layers rebuilt from the .pb give the graph's own embeddings to within 1e-4."""

@@ -15,8 +15,10 @@ AGE_MAE_WEIGHT = 0.05
 STEM_NAME, TAIL_NAME, HEADS_NAME = "facenet_stem", "facenet_tail", "heads"
 # Where FaceNet is split into a frozen stem and a fine-tuned tail: the graph node whose output the tail takes.
 # "block35": after the first six convolutions (the 17x17 stage, Mixed_6a, the 8x8 stage, Mixed_7a and the
-# Block8 stage are fine-tuned); "mixed_7a": after the 8x8 stage; "block8": only the 3x3 Block8 stage.
+# Block8 stage are fine-tuned); "block17_6": after the fifth of the ten 8x8 blocks (the other five, Mixed_7a
+# and Block8); "mixed_7a": after the 8x8 stage; "block8": only the 3x3 Block8 stage.
 FACENET_SPLITS = dict(zip(FACENET_STAGES, ("InceptionResnetV1/Conv2d_4b_3x3/Relu",
+                                            "InceptionResnetV1/Repeat_1/block17_5/Relu",
                                             "InceptionResnetV1/Repeat_1/block17_10/Relu",
                                             "InceptionResnetV1/Mixed_7a/concat")))
 

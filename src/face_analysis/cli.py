@@ -134,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--fine_tune_from", choices=FACENET_STAGES, default=None,
                        help="facenet: the first FaceNet stage that learns; the stages before it are frozen and "
                             "their output cached once (default mixed_7a: Mixed_7a and the Block8 stage; block8 "
-                            "fine-tunes Block8 alone in about half the time per epoch, block35 more of FaceNet "
-                            "in about 3 times)")
+                            "fine-tunes Block8 alone in about half the time per epoch, block17_6 also the last "
+                            "five 8x8 blocks in about the same time in all (no better on validation), block35 "
+                            "more of FaceNet in about 3 times)")
     train.add_argument("--augmented_copies", type=COUNT, default=None,
                        help="facenet: augmented copies of each training image whose features are cached "
                             "(default 1; each costs one FaceNet pass over the training part)")
