@@ -128,8 +128,8 @@ def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
 
 
 def test_float32_export_agrees_with_keras(saved_normal, tiny_utk):
-    """The float32 TFLite export compiled by OpenVINO gives the Keras model's classes, and its age within 0.5
-    year."""
+    """The float32 TFLite export compiled by OpenVINO gives the Keras model's probabilities (not only its
+    classes: the tiny test model's are near ties, which rounding can flip), and its age within 0.5 year."""
     from face_analysis import lite_model, train_model
     from face_analysis.labels import MAX_AGE
 
@@ -142,7 +142,7 @@ def test_float32_export_agrees_with_keras(saved_normal, tiny_utk):
     ages = np.arange(MAX_AGE + 1)
     assert np.abs(expected["age"] @ ages - got["age"] @ ages).max() < 0.5
     for key in ("gender", "race"):
-        assert (expected[key].argmax(1) == got[key].argmax(1)).all()
+        assert np.abs(expected[key] - got[key]).max() < 1e-3, key
 
 
 def test_run_tta_averages_each_face_with_its_mirror_image(saved_normal):
