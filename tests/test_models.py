@@ -31,7 +31,6 @@ def test_facenet_architecture_shapes_and_frozen_stem():
     _check_outputs(model, 160)
 
 
-
 def test_every_facenet_split_composes_to_the_whole_backbone(astronaut_jpg):
     """Frozen stem then fine-tuned tail, split at any stage, computes what the unsplit backbone computes."""
     photo = cv2.cvtColor(cv2.imread(str(astronaut_jpg)), cv2.COLOR_BGR2RGB)
@@ -42,6 +41,7 @@ def test_every_facenet_split_composes_to_the_whole_backbone(astronaut_jpg):
         split = tail.predict_on_batch(stem.predict_on_batch(scaled))
         assert split.shape == whole.shape
         assert np.abs(split - whole).max() < 1e-4, stage
+
 
 def test_keras_rebuild_matches_the_frozen_facenet_graph(astronaut_jpg):
     """The Keras layers rebuilt from the .pb give the graph's own embeddings to within 1e-4."""
