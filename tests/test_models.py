@@ -31,10 +31,16 @@ def test_facenet_architecture_shapes_and_frozen_stem():
     _check_outputs(model, 160)
 
 
+def _scaled_astronaut_faces(astronaut_jpg) -> np.ndarray:
+    """The astronaut's face and the whole photo at 160 px, scaled as FaceNet's input."""
+    photo = cv2.cvtColor(cv2.imread(str(astronaut_jpg)), cv2.COLOR_BGR2RGB)
+    faces = np.stack([cv2.resize(photo[40:240, 130:330], (160, 160)), cv2.resize(photo, (160, 160))])
+    return (faces.astype(np.float32) - 127.5) / 128.0
+
+
 def test_every_facenet_split_composes_to_the_whole_backbone(astronaut_jpg):
     """Frozen stem then fine-tuned tail, split at any stage, computes what the unsplit backbone computes."""
-    photo = cv2.cvtColor(cv2.imread(str(astronaut_jpg)), cv2.COLOR_BGR2RGB)
-    scaled = (cv2.resize(photo[40:240, 130:330], (160, 160))[None].astype(np.float32) - 127.5) / 128.0
+    scaled = _scaled_astronaut_faces(astronaut_jpg)
     whole = facenet_backbone.build_backbone_part().predict_on_batch(scaled)
     for stage in FACENET_STAGES:
         stem, tail, _ = build_model.build_facenet_parts(fine_tune_from=stage)
@@ -45,9 +51,7 @@ def test_every_facenet_split_composes_to_the_whole_backbone(astronaut_jpg):
 
 def test_keras_rebuild_matches_the_frozen_facenet_graph(astronaut_jpg):
     """The Keras layers rebuilt from the .pb give the graph's own embeddings to within 1e-4."""
-    photo = cv2.cvtColor(cv2.imread(str(astronaut_jpg)), cv2.COLOR_BGR2RGB)
-    faces = np.stack([cv2.resize(photo[40:240, 130:330], (160, 160)), cv2.resize(photo, (160, 160))])
-    scaled = (faces.astype(np.float32) - 127.5) / 128.0
+    scaled = _scaled_astronaut_faces(astronaut_jpg)
     keras_block8 = facenet_backbone.build_backbone_part().predict_on_batch(scaled)
     ours = facenet_backbone.embeddings_from_block8(np.asarray(keras_block8, np.float64))
     reference = facenet_backbone.reference_embeddings(scaled)
