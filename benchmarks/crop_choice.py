@@ -15,9 +15,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from tqdm import tqdm
 
-from face_analysis import face_crop, face_detection, facenet_backbone, labelled_sets, utk_data
-from face_analysis.analyzer import DEFAULT_DETECT_SIZE
-from face_analysis.image_io import decode_image
+from face_analysis.data import labelled as labelled_sets
+from face_analysis.data import utk as utk_data
+from face_analysis.detection import crop as face_crop
+from face_analysis.detection import detectors as face_detection
+from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE
+from face_analysis.io.images import decode_image
+from face_analysis.models import facenet_backbone
 
 INPUT_SIZE = facenet_backbone.INPUT_SIZE
 

@@ -12,9 +12,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from face_analysis import face_crop, model_store, train_model
 from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.data.prepare import prepare_data
+from face_analysis.detection import crop as face_crop
 from face_analysis.labels import MAX_AGE
+from face_analysis.models import store as model_store
 
 SCALE_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25, 1.5)
 SHIFT_FACTORS = (0.0, 1.0, 1.5)
@@ -35,7 +37,7 @@ def main():
     shifts = [round(base["shift_y"] * f, 3) for f in SHIFT_FACTORS]
     directory = model_store.default_model_dir(args.model_type)
     split = pd.read_csv(directory / "split.csv", dtype={"sha256": str})
-    data = train_model.prepare_data(args.data_path, 160)
+    data = prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)
 

@@ -20,9 +20,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from face_analysis import face_detection, paths
-from face_analysis.face_tracking import iou
-from face_analysis.image_io import load_image
+from face_analysis import paths
+from face_analysis.detection import detectors as face_detection
+from face_analysis.io.images import load_image
+from face_analysis.runners.tracking import iou
 
 SCENES = ROOT.parent / "shared" / "data" / "scenes"
 

@@ -13,9 +13,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from face_analysis import model_store, train_model
-from face_analysis.analyzer import AGES, FaceAnalyzer
-from face_analysis.face_detection import YuNetDetector
+from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.data.prepare import prepare_data
+from face_analysis.detection.detectors import YuNetDetector
+from face_analysis.models import store as model_store
+from face_analysis.results import AGES
 
 SIZES = (8, 12, 16, 20, 24, 32, 48, 160)
 
@@ -27,7 +29,7 @@ def main():
     args = parser.parse_args()
     models = {name: FaceAnalyzer(name, detector="none") for name in ("facenet", "normal")}
     split = pd.read_csv(model_store.default_model_dir("facenet") / "split.csv", dtype={"sha256": str})
-    data = train_model.prepare_data(args.data_path, 160)
+    data = prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)
     chips, labels = data.images[picks], data.frame.iloc[picks]

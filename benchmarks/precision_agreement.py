@@ -13,8 +13,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from face_analysis import evaluate_model, lite_model, model_store, train_model
+from face_analysis.data.prepare import prepare_data, select_rows
+from face_analysis.evaluation.metrics import predict
 from face_analysis.labels import MAX_AGE, PRECISIONS
+from face_analysis.models import compiled as lite_model
+from face_analysis.models import store as model_store
 
 AGES = np.arange(MAX_AGE + 1)
 
@@ -46,11 +49,11 @@ def main():
         keras_model, info = model_store.load_model(directory, model_type)
         compiled = {p: lite_model.load_lite_model(directory, model_type, precision=p)[0] for p in PRECISIONS}
         split = pd.read_csv(f"{directory}/split.csv", dtype={"sha256": str})
-        data = train_model.prepare_data(args.data_path, info["input_size"], crop_widen=info["crop_widen"])
-        rows = evaluate_model.select_rows(data.frame, split, args.split)
+        data = prepare_data(args.data_path, info["input_size"], crop_widen=info["crop_widen"])
+        rows = select_rows(data.frame, split, args.split)
         images, frame = data.images[rows], data.frame.iloc[rows]
-        outputs = {"keras": evaluate_model.predict(keras_model.predict_on_batch, images)}
-        outputs.update({p: evaluate_model.predict(compiled[p], images) for p in ("float32", "int8")})
+        outputs = {"keras": predict(keras_model.predict_on_batch, images)}
+        outputs.update({p: predict(compiled[p], images) for p in ("float32", "int8")})
         age = {k: v["age"] @ AGES for k, v in outputs.items()}
 
         int8, float32 = (lite_model.agreement_figures(outputs["keras"], outputs[p]) for p in ("int8", "float32"))

@@ -27,7 +27,7 @@ import make_media
 
 def video(model_type: str, detector: str, work: Path) -> None:
     from face_analysis.analyzer import FaceAnalyzer
-    from face_analysis.video_run import run_video
+    from face_analysis.runners.video import run_video
 
     analyzer = FaceAnalyzer(model_type, detector=detector)
     for faces in (1, 5):
@@ -41,7 +41,7 @@ def video(model_type: str, detector: str, work: Path) -> None:
 
 def batch(model_type: str, detector: str, work: Path, count: int) -> None:
     from face_analysis.analyzer import FaceAnalyzer
-    from face_analysis.run_model import run_images
+    from face_analysis.runners.images import run_images
 
     photos = make_media.write_photos(work / "photos", count)
     analyzer = FaceAnalyzer(model_type, detector=detector)

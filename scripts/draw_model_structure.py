@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import keras
 
-from face_analysis import build_model
+from face_analysis.models import architectures as build_model
 
 
 def main():

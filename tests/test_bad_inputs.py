@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from face_analysis import image_io
+from face_analysis.io import images as image_io
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -133,7 +133,8 @@ def test_json_into_a_missing_folder_fails_before_any_work(tmp_path, astronaut_jp
 
 
 def test_ctrl_c_mid_batch_keeps_the_results_so_far(tmp_path, astronaut_jpg, monkeypatch, capsys):
-    from face_analysis import analyzer, run_model
+    from face_analysis import analyzer
+    from face_analysis.runners import images as run_model
 
     count = run_model.MAX_BATCH_IMAGES + 4
     for i in range(count):
@@ -273,7 +274,7 @@ def test_cameras_and_streams_that_cannot_be_opened(source, message, tmp_path, ca
 def test_training_skips_empty_and_oversized_images(tiny_utk, tmp_path, caplog):
     import shutil
 
-    from face_analysis import utk_data
+    from face_analysis.data import utk as utk_data
 
     folder = tmp_path / "utk"
     shutil.copytree(tiny_utk, folder)
@@ -286,7 +287,8 @@ def test_training_skips_empty_and_oversized_images(tiny_utk, tmp_path, caplog):
 
 
 def test_a_tampered_tflite_cache_is_rebuilt(tmp_path, astronaut_jpg, caplog):
-    from face_analysis import lite_model, model_store
+    from face_analysis.models import compiled as lite_model
+    from face_analysis.models import store as model_store
 
     directory = model_store.default_model_dir("normal")
     assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--precision", "float32",
@@ -309,7 +311,7 @@ def test_a_weights_archive_bomb_is_refused_before_decompressing(tmp_path):
     import shutil
     import zipfile
 
-    from face_analysis import model_store
+    from face_analysis.models import store as model_store
 
     directory = tmp_path / "model"
     shutil.copytree(model_store.default_model_dir("normal"), directory)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REPO_ROOT, run_cli
 from face_analysis import cli as main
-from face_analysis import image_io
+from face_analysis.io import images as image_io
 
 
 @pytest.mark.parametrize("argv", [["--debug", "run", "--img", "x.jpg"], ["run", "--img", "x.jpg", "--debug"],
@@ -91,8 +91,8 @@ def test_threads_follow_the_cores_this_process_may_use():
     import subprocess
     import sys
 
-    code = ("import os; os.sched_setaffinity(0, {0}); from face_analysis import lite_model; "
-            "print(lite_model.available_cores())")
+    code = ("import os; os.sched_setaffinity(0, {0}); from face_analysis.models import compiled; "
+            "print(compiled.available_cores())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")})
     assert done.stdout.strip() == "1", done.stderr

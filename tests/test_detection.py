@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_analysis import face_detection
+from face_analysis.detection import detectors as face_detection
 
 
 @pytest.fixture(scope="module")

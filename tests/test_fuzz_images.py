@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from face_analysis import image_io
+from face_analysis.io import images as image_io
 
 HEADERS = [b"", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"GIF89a", b"BM",
            b"II*\x00", b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"P6\n", b"\x00\x00\x00\x0cjP  "]
@@ -27,7 +27,7 @@ def test_any_image_dimensions_decode_and_detect_or_fail_cleanly(width, height, f
     for faces by both detectors, or refused with an ImageError; never an OpenCV assertion."""
     import cv2
 
-    from face_analysis import face_detection
+    from face_analysis.detection import detectors as face_detection
 
     if width * height <= 4_000_000:
         ok, encoded = cv2.imencode(fmt, np.full((height, width, 3), 100, np.uint8))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from face_analysis import labelled_sets
+from face_analysis.data import labelled as labelled_sets
 from face_analysis.labels import RACES
 
 GROUPS = ["30-39", "20-29", "more than 70", "30-39", "40-49", "3-9"]

@@ -4,7 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face_analysis import build_model, facenet_backbone, model_store
+from face_analysis.models import architectures as build_model
+from face_analysis.models import facenet_backbone
+from face_analysis.models import store as model_store
 from face_analysis.labels import FACENET_STAGES, GENDERS, MAX_AGE, RACES
 
 
@@ -134,14 +136,15 @@ def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
 def test_float32_export_agrees_with_keras(saved_normal, tiny_utk):
     """The float32 TFLite export compiled by OpenVINO gives the Keras model's probabilities (not only its
     classes: the tiny test model's are near ties, which rounding can flip), and its age within 0.5 year."""
-    from face_analysis import lite_model, train_model
+    from face_analysis.data.prepare import prepare_data
     from face_analysis.labels import MAX_AGE
+    from face_analysis.models import compiled as lite_model
 
     model, directory = saved_normal
     lite, info = lite_model.load_lite_model(directory, "normal", precision="float32")
     assert lite_model.tflite_path(directory).is_file()
     keras_model, _ = model_store.load_model(directory, "normal")
-    images = train_model.prepare_data([tiny_utk], 64, use_cache=False).images.astype("float32")
+    images = prepare_data([tiny_utk], 64, use_cache=False).images.astype("float32")
     expected, got = keras_model.predict_on_batch(images), lite(images)
     ages = np.arange(MAX_AGE + 1)
     assert np.abs(expected["age"] @ ages - got["age"] @ ages).max() < 0.5

@@ -18,7 +18,9 @@ def outside_env():
 
 
 def test_import_and_analyse_from_another_folder_never_imports_tensorflow(tmp_path, astronaut_jpg):
-    code = ("import sys; from face_analysis import FaceAnalyzer, run_model, serving, video_run; "
+    code = ("import sys; from face_analysis import FaceAnalyzer, commands, extras, results; "
+            "from face_analysis.runners import images, video; from face_analysis.serving import app; "
+            "from face_analysis.models import compiled, store; from face_analysis.io import guard, writers; "
             f"faces = FaceAnalyzer('normal').analyze({str(astronaut_jpg)!r}); "
             "print(len(faces), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=outside_env(), capture_output=True,

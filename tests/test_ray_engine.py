@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, photo_folder, run_cli
-from face_analysis import results_io
+from face_analysis.io import writers as results_io
 
 pytest.importorskip("ray")
 

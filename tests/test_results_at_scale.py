@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT, photo_folder, run_cli
-from face_analysis import image_io, results_io
+from face_analysis.io import images as image_io
+from face_analysis.io import writers as results_io
 from face_analysis.errors import UsageError
 
 

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from face_analysis import face_crop, image_io, model_store
+from face_analysis.detection import crop as face_crop
+from face_analysis.io import images as image_io
+from face_analysis.models import store as model_store
 from face_analysis.analyzer import FaceAnalyzer
 
 
@@ -43,13 +45,14 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
 def test_train_quantizes_to_int8_files_that_answer_as_float32(trained, tiny_utk):
     """train saves the int8 files in the model's manifest; on the training images their probabilities are
     close to the float32 model's."""
-    from face_analysis import lite_model, train_model
+    from face_analysis.data.prepare import prepare_data
+    from face_analysis.models import compiled as lite_model
 
     model_type, model_dir, _ = trained
     manifest = json.loads((model_dir / model_store.MANIFEST).read_text())
     assert {lite_model.INT8_FILE, lite_model.INT8_WEIGHTS} <= set(manifest)
     info = model_store.read_model_info(model_dir)
-    data = train_model.prepare_data([tiny_utk], info["input_size"], use_cache=False)
+    data = prepare_data([tiny_utk], info["input_size"], use_cache=False)
     images = data.images[data.part("train")].astype(np.float32)
     float32 = lite_model.load_lite_model(model_dir, precision="float32")[0](images)
     int8 = lite_model.load_lite_model(model_dir, precision="int8")[0](images)
@@ -106,16 +109,16 @@ def test_train_refuses_unusable_data(tmp_path, capsys):
 
 def test_soft_targets_mix_teacher_and_labels():
 
-    from face_analysis import train_model
+    from face_analysis.training.recipes import soft_targets
 
     frame = pd.DataFrame({"age_lo": [30, 3], "age_hi": [30, 9], "gender": [1, 0], "race": [2, 4]})
-    plain = train_model.soft_targets(frame)
+    plain = soft_targets(frame)
     assert np.allclose(plain["age"].sum(axis=1), 1) and plain["age"][0].argmax() == 30
     assert np.allclose(plain["age"][1, 3:10], 1 / 7) and plain["age"][1, :3].sum() == plain["age"][1, 10:].sum() == 0
     assert plain["race"].tolist()[1] == [0, 0, 0, 0, 1]
     teacher = {"age": np.full((2, 117), 1 / 117, np.float32), "gender": np.array([[0.2, 0.8], [0.6, 0.4]]),
                "race": np.full((2, 5), 0.2)}
-    mixed = train_model.soft_targets(frame, teacher, weight=0.5)
+    mixed = soft_targets(frame, teacher, weight=0.5)
     assert np.allclose(mixed["gender"][0], [0.1, 0.9]) and np.allclose(mixed["race"][1], [0.1, 0.1, 0.1, 0.1, 0.6])
     assert np.allclose(mixed["age"].sum(axis=1), 1)
 
@@ -132,7 +135,7 @@ def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_pa
 
 
 def test_age_loss_rewards_mass_inside_an_age_group_and_near_an_exact_age():
-    from face_analysis import build_model
+    from face_analysis.models import architectures as build_model
 
     inside, outside = np.zeros((1, 117), np.float32), np.zeros((1, 117), np.float32)
     inside[0, 25], outside[0, 45] = 1.0, 1.0
@@ -174,7 +177,7 @@ def test_train_on_utkface_and_a_labelled_photo_set_together(tiny_utk, tmp_path):
 def test_quantize_remakes_the_int8_files_of_a_saved_model(trained, tiny_utk, tmp_path):
     """quantize rewrites the int8 files and the manifest of a copy of the model; the copy still loads in both
     precisions, its float32 export already in the cache."""
-    from face_analysis import lite_model
+    from face_analysis.models import compiled as lite_model
 
     model_type, model_dir, _ = trained
     if model_type != "normal":

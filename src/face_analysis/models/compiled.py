@@ -1,0 +1,211 @@
+"""Fast inference without TensorFlow: saved models compiled and run by OpenVINO, in float32 or int8.
+
+float32: a TFLite export derived from the weights and never committed: `train` writes it at the end, and the
+first float32 `run` of a model without one builds it once (that needs TensorFlow) into .cache/tflite/.
+int8: part of the saved model (model_int8.xml/.bin, OpenVINO's format, in its manifest), made by NNCF's
+post-training quantization of the float32 export: activation ranges measured on training images, weights of
+7 bits (no int16 overflow on CPUs without VNNI), biases corrected layer by layer. `train` writes it;
+`quantize` adds it to an older model. Compiled programs are cached in .cache/openvino/."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from face_analysis import paths
+from face_analysis.labels import GENDERS, MAX_AGE, RACES
+from face_analysis.models import store as model_store
+
+OUTPUTS = {MAX_AGE + 1: "age", len(GENDERS): "gender", len(RACES): "race"}  # told apart by their sizes
+INT8_FILE, INT8_WEIGHTS = "model_int8.xml", "model_int8.bin"
+CALIBRATION_IMAGES = 256  # training images the int8 quantization measures its activation ranges on
+AGREEMENT_IMAGES = 300  # other training images on which int8 is checked against float32
+AGREEMENT = {"same_gender": 0.99, "same_race": 0.99, "age_difference": 0.5}  # short of these, quantizing warns
+BUILD_SECONDS = {"facenet": 30, "normal": 10}  # a TFLite build on 2 CPU cores, TensorFlow's import included
+log = logging.getLogger(__name__)
+
+
+EXPORT_VERSION = b"plain-2"  # changes whenever the float32 export does (plain-2: no mirror averaging inside)
+
+
+def tflite_path(directory: Path) -> Path:
+    """Where the float32 TFLite export of a saved model lives: named after a hash of the model's manifest and
+    of EXPORT_VERSION, so changed weights or a changed export each get a new file."""
+    manifest = (Path(directory) / model_store.MANIFEST).read_bytes()
+    digest = hashlib.sha256(manifest + EXPORT_VERSION).hexdigest()[:16]
+    return paths.CACHE_DIR / "tflite" / f"{digest}.tflite"
+
+
+def export_tflite(model, path: Path) -> Path:
+    """Convert a trained Keras model to TFLite (float32), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.tflite")
+    with quiet_stderr():
+        model.export(str(tmp), format="litert", verbose=False)
+    os.replace(tmp, path)
+    return path
+
+
+@contextmanager
+def float_export(model):
+    """A float32 TFLite export of model in the cache folder, for int8_files and then write_tflite (which keeps
+    it); removed if nothing keeps it."""
+    path = export_tflite(model, paths.CACHE_DIR / "tflite" / f"export-{os.getpid()}.tflite")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def int8_files(exported: Path, calibration: np.ndarray, agreement: np.ndarray) -> dict[str, bytes]:
+    """A model's float32 export quantized to int8 (float32 input and outputs) as OpenVINO files {name: bytes},
+    calibrated on `calibration` (uint8 RGB training images); logs how well int8 agrees with float32 on
+    `agreement` (other training images), and warns when it falls short of AGREEMENT (issue targets)."""
+    import tempfile
+
+    import nncf
+    import openvino
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    quantized = nncf.quantize(
+        openvino.Core().read_model(str(exported)),
+        nncf.Dataset([image[None].astype(np.float32) for image in calibration]),
+        subset_size=len(calibration), fast_bias_correction=False,
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+    with tempfile.TemporaryDirectory() as folder:
+        openvino.save_model(quantized, str(Path(folder) / INT8_FILE), compress_to_fp16=False)
+        agreement = np.asarray(agreement, np.float32)
+        figures = agreement_figures(CompiledModel(exported)(agreement),
+                                    CompiledModel(Path(folder) / INT8_FILE)(agreement))
+        short = (figures["same_gender"] < AGREEMENT["same_gender"] or figures["same_race"] < AGREEMENT["same_race"]
+                 or figures["age_difference"] > AGREEMENT["age_difference"])
+        log.log(logging.WARNING if short else logging.INFO, "int8 against float32 on %d training images: same "
+                "gender %.1f %%, same race %.1f %%, ages %.2f years apart on average", len(agreement),
+                100 * figures["same_gender"], 100 * figures["same_race"], figures["age_difference"])
+        return {name: (Path(folder) / name).read_bytes() for name in (INT8_FILE, INT8_WEIGHTS)}
+
+
+def agreement_figures(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> dict[str, float]:
+    """Shares of images with the same gender and race, and the mean and largest age difference (years)."""
+    ages = np.arange(MAX_AGE + 1)
+    difference = np.abs(got["age"] @ ages - expected["age"] @ ages)
+    return {"same_gender": float(np.mean(got["gender"].argmax(1) == expected["gender"].argmax(1))),
+            "same_race": float(np.mean(got["race"].argmax(1) == expected["race"].argmax(1))),
+            "age_difference": float(difference.mean()), "largest_age_difference": float(difference.max())}
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence what native libraries print straight to stderr (TensorFlow and OpenVINO start-up notes)."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class CompiledModel:
+    """A model file (TFLite, or OpenVINO's .xml with its .bin) compiled by OpenVINO for this CPU, behind the
+    same call as a Keras model: a batch of uint8-range images (float32) in, the softmax dict out."""
+
+    def __init__(self, path: Path, num_threads: int | None = None):
+        import openvino
+
+        core = openvino.Core()
+        core.set_property({"CACHE_DIR": str(paths.CACHE_DIR / "openvino")})  # compiled once per file and CPU
+        with quiet_stderr():
+            model = core.read_model(str(path))
+            names = {int(output.partial_shape[-1].get_length()): i for i, output in enumerate(model.outputs)}
+            if set(names) != set(OUTPUTS):
+                raise model_store.ModelError(f"{path}: outputs of sizes {sorted(names)}, not {sorted(OUTPUTS)}")
+            self.output_index = {OUTPUTS[size]: index for size, index in names.items()}
+            self.input_size = int(model.inputs[0].partial_shape[1].get_length())
+            # threads not pinned to cores: pinned, a core busy with another process made batch 1 ten times slower
+            config = {"INFERENCE_NUM_THREADS": num_threads or available_cores(), "PERFORMANCE_HINT": "LATENCY",
+                      "ENABLE_CPU_PINNING": False}
+            self.compiled = core.compile_model(model, "CPU", config)
+            self.request = self.compiled.create_infer_request()
+            self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # warm-up
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        results = self.request.infer({0: np.ascontiguousarray(images, np.float32)})
+        return {name: np.array(results[self.compiled.outputs[index]]) for name, index in self.output_index.items()}
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which containers and `taskset` narrow),
+    not every core of the machine: inference threads beyond them only wait on each other."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def write_tflite(model, directory: Path, exported: Path | None = None) -> Path:
+    """Export a saved model's TFLite file into the cache with its sha256 beside it (what `run` checks);
+    `exported`: its float_export, made already, moved into place instead."""
+    path = tflite_path(directory)
+    if exported is None:
+        export_tflite(model, path)
+    else:
+        os.replace(exported, path)
+    tmp = _digest_path(path).with_name(f"{_digest_path(path).name}.tmp{os.getpid()}")
+    tmp.write_text(model_store.file_sha256(path) + "\n")
+    os.replace(tmp, _digest_path(path))
+    return path
+
+
+def _cached_tflite_ok(path: Path) -> bool:
+    """Whether a cached TFLite file is there and still has the sha256 written beside it when it was built."""
+    try:
+        return _digest_path(path).read_text().strip() == model_store.file_sha256(path)
+    except OSError:
+        return False
+
+
+def load_lite_model(directory: Path, model_type: str | None = None, num_threads: int | None = None,
+                    precision: str = "int8") -> tuple[CompiledModel, dict]:
+    """(CompiledModel, info) of a saved model at the given precision, after its manifest check. float32 builds
+    its TFLite file when it is missing or does not match the sha256 recorded when it was built."""
+    info = model_store.read_model_info(directory, model_type)
+    if precision == "int8":
+        path = Path(directory) / INT8_FILE
+        if not path.is_file():
+            raise model_store.ModelError(
+                f"{directory}: this model has no int8 file ({INT8_FILE}); add it with `face-analysis quantize "
+                f"--model_path {directory} --data_path DATA...` or run it with --precision float32")
+        return _compiled(path, num_threads, info), info
+    path = tflite_path(directory)
+    if not _cached_tflite_ok(path):
+        seconds = BUILD_SECONDS.get(info["model_type"], 30)
+        if path.is_file():
+            log.warning("the cached TFLite file of the %s model does not match its recorded sha256: rebuilding it "
+                        "(about %d s) ...", info["model_type"], seconds)
+        else:
+            log.warning("first run of the %s model: building its TFLite file once (about %d s, up to 2 GB of "
+                        "memory) ...", info["model_type"], seconds)
+        with quiet_stderr():
+            model, info = model_store.load_model(directory, model_type)
+        write_tflite(model, directory)
+    return _compiled(path, num_threads, info), info
+
+
+def _compiled(path: Path, num_threads: int | None, info: dict) -> CompiledModel:
+    try:
+        compiled = CompiledModel(path, num_threads)
+    except (ValueError, RuntimeError) as error:
+        raise model_store.ModelError(f"{path}: unusable TFLite file ({error})") from None
+    if compiled.input_size != info["input_size"]:
+        raise model_store.ModelError(f"{path}: input size {compiled.input_size}, the model says {info['input_size']}")
+    return compiled

@@ -1,0 +1,270 @@
+"""`run --img`: analyse images, folders and globs, then print, draw and write the results.
+
+Files are read, decoded, searched for faces and cropped by a pool of threads, a bounded window ahead of
+the model, which then takes the faces of several images in one call."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from face_analysis.analyzer import FaceAnalyzer, PreparedImage
+from face_analysis.errors import ImageError
+from face_analysis.io import guard as output_guard
+from face_analysis.io import images as image_io
+from face_analysis.io import writers as results_io
+from face_analysis.io.display import Window, wants_quit, why_no_window
+from face_analysis.io.images import one_line
+from face_analysis.results import ImageResult
+
+log = logging.getLogger(__name__)
+MAX_BATCH_FACES, MAX_BATCH_IMAGES = 32, 16  # one model call takes the faces of up to this many images
+ANNOTATED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class RunSummary:
+    images: int = 0
+    faces: int = 0
+    too_small: int = 0  # faces found but too small to analyse (counted in faces too)
+    failed: int = 0
+    stopped: bool = False  # the user closed the window with q or Esc
+
+
+@dataclass
+class PreparedInput:
+    """An input after reading, decoding, detection and cropping, before the model."""
+
+    item: str
+    prepared: PreparedImage | None = None
+    image: np.ndarray | None = None  # kept only when it is to be drawn
+    error: ImageError | None = None
+
+
+def writable_folder(folder: Path) -> Path | None:
+    """The folder, created if needed, or None (after one error line) when nothing can be written there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return folder
+    except OSError as error:
+        print(f"error: {folder}: cannot write annotated images there ({error.strerror or error}); "
+              "analysing without them", file=sys.stderr)
+        return None
+
+
+def output_path(out_dir: Path, image_path: str, used: set) -> Path:
+    """An annotated image's path in out_dir: the input's name, or with _1, _2... when two inputs share a name
+    or a file of that name is already there (it is never written over)."""
+    stem, suffix = Path(image_path).stem, Path(image_path).suffix.lower() or ".jpg"
+    if suffix not in ANNOTATED_EXTENSIONS:
+        suffix = ".png"
+    candidate, n = out_dir / f"{stem}{suffix}", 1
+    while candidate in used or candidate.exists():  # never over a file that was there before this run
+        candidate, n = out_dir / f"{stem}_{n}{suffix}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def as_image_error(item, error: BaseException) -> ImageError:
+    """Whatever went wrong with one input, as its ImageError (the batch goes on)."""
+    if isinstance(error, ImageError):
+        return error
+    if isinstance(error, MemoryError):
+        return ImageError(item, "not enough memory to analyse it")
+    return ImageError(item, f"cannot analyse ({one_line(error)})")  # e.g. an OpenCV assertion on an odd image
+
+
+def failed_input(item, error: BaseException) -> PreparedInput:
+    """An input that failed, carrying its ImageError."""
+    return PreparedInput(item, error=as_image_error(item, error))
+
+
+def prepare_image(analyzer: FaceAnalyzer, item: str, image: np.ndarray, keep_image: bool = False) -> PreparedInput:
+    """Detect and crop the faces of one decoded image."""
+    try:
+        return PreparedInput(item, analyzer.prepare(image), image if keep_image else None)
+    except Exception as error:  # noqa: BLE001 - this input fails alone
+        return failed_input(item, error)
+
+
+def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool) -> PreparedInput:
+    """Read, decode, detect and crop one input."""
+    if isinstance(item, ImageError):
+        return PreparedInput(item.path, error=item)
+    try:
+        image = image_io.load_image(item)
+    except Exception as error:  # noqa: BLE001 - this input fails alone
+        return failed_input(item, error)
+    return prepare_image(analyzer, item, image, keep_image)
+
+
+def _prepared_in_order(analyzer, items, keep_image: bool, workers: int):
+    """_prepare over items in worker threads, in input order, never more than a small window ahead."""
+    window = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for item in items:
+            window.append(pool.submit(_prepare, analyzer, item, keep_image))
+            if len(window) > 4 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_images: int):
+    """Pairs (PreparedInput, ImageResult): the faces of several images go through the model in one call."""
+    group = []
+
+    def flush():
+        done = [p for p in group if p.error is None]
+        faces = iter(analyzer.finish([p.prepared for p in done]))
+        results = []
+        for p in group:
+            if p.error is not None:
+                results.append((p, ImageResult(p.error.path, error=p.error.reason)))
+            else:
+                results.append((p, ImageResult(p.item, p.prepared.width, p.prepared.height, next(faces))))
+        group.clear()
+        return results
+
+    for item in prepared:
+        group.append(item)
+        if sum(len(p.prepared.detections) for p in group if p.prepared) >= max_faces or len(group) >= max_images:
+            yield from flush()
+    if group:
+        yield from flush()
+
+
+def _annotated_target(output, items) -> tuple[Path | None, Path | None]:
+    """(folder, single file) for annotated copies: `--output FILE.jpg` with one input image names that file;
+    otherwise `--output` is a folder."""
+    if output is None:
+        return None, None
+    output = Path(output)
+    single = len(items) == 1 and not isinstance(items[0], ImageError)
+    if single and output.suffix.lower() in ANNOTATED_EXTENSIONS and not output.is_dir():
+        return None, output
+    return output, None
+
+
+def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output,
+                      model_dir: Path | None = None, parquet_dir=None,
+                      resume: bool = False) -> tuple[Path | None, Path | None]:
+    """Refuse, before any work, outputs that would write over an input (the model's files included) or a file
+    this tool did not write; returns where annotated copies go (folder, single file)."""
+    sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))], model_dir)
+    out_dir, out_file = _annotated_target(output, items)
+    output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image")
+    output_guard.check_output_folder("--output", out_dir, sources)
+    output_guard.check_parquet_folder(parquet_dir, sources, resume)
+    return out_dir, out_file
+
+
+def input_items(inputs: list[str] | None, img_list=None) -> list:
+    """The images to analyse: each input expanded (folders, globs), then the paths of the --img_list file as
+    they are; inputs that match nothing come as ImageError."""
+    items = list(image_io.expand_inputs(inputs or []))
+    return items + image_io.read_image_list(img_list) if img_list else items
+
+
+def item_name(item) -> str:
+    return item.path if isinstance(item, ImageError) else str(item)
+
+
+class ResultSink:
+    """Where each image's result goes, for both engines: the --json/--csv/--parquet files, the lines printed,
+    the progress bar and the summary. With resume, the images already in the --parquet folder are counted and
+    copied to --json/--csv first, and `pending` leaves them out."""
+
+    def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
+                 quiet: bool = False, parquet_rows: int = 10_000):
+        self.summary, self.quiet = RunSummary(), quiet
+        self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows)
+        done = set()
+        if resume and Path(parquet_dir).is_dir():
+            for rows in results_io.parquet_result_files(parquet_dir):
+                for row in rows:
+                    result = ImageResult.from_json(row)
+                    done.add(result.image)
+                    self._count(result)
+                    self.writers.write(result, to_parquet=False)
+        self.pending = [item for item in items if item_name(item) not in done]
+        if done:
+            print(f"resuming: {len(done)} image(s) done before, {len(self.pending)} to go", file=sys.stderr)
+        self.progress = tqdm(total=len(self.pending), desc="analysing", unit="img", file=sys.stderr,
+                             disable=quiet or len(self.pending) < 2)
+
+    def _count(self, result: ImageResult) -> None:
+        self.summary.images += 1
+        self.summary.faces += len(result.faces)
+        self.summary.too_small += sum(face.too_small for face in result.faces)
+        self.summary.failed += result.error is not None
+
+    def add(self, result: ImageResult) -> None:
+        """One image's result: counted, printed (its error on stderr) and written."""
+        self.progress.update(1)
+        self._count(result)
+        if result.error is not None:
+            tqdm.write(f"error: {result.image}: {result.error}", file=sys.stderr)
+        elif not self.writers.to_stdout and not self.quiet:
+            tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
+            for face in result.faces:
+                tqdm.write("  " + results_io.describe_face(face))
+        self.writers.write(result)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.writers.close()
+
+
+def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
+               show: bool = False, quiet: bool = False, workers: int | None = None, img_list=None,
+               parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000) -> RunSummary:
+    """Analyse every input; a bad file is reported on stderr and the batch goes on.
+
+    output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
+    show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display.
+    workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most).
+    img_list: a file listing more image paths (image_io.read_image_list).
+    parquet_dir: a folder for results as Parquet files; resume: skip the images already there."""
+    used = set()
+    items = input_items(inputs, img_list)
+    out_dir, out_file = check_run_outputs(inputs or [], items, json_path, csv_path, output, analyzer.model_dir,
+                                          parquet_dir, resume)
+    window = Window() if show else None
+    if window is not None and not window.available:
+        print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
+        window = None
+    sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows)
+    if out_dir is not None:
+        out_dir = writable_folder(out_dir)
+        sink.summary.failed += out_dir is None
+    try:
+        keep = out_dir is not None or out_file is not None or window is not None
+        prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads))
+        for p, result in in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
+            sink.add(result)
+            if p.image is not None:
+                annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
+                target = out_file or (output_path(out_dir, p.item, used) if out_dir is not None else None)
+                if target is not None and not cv2.imwrite(str(target), annotated):
+                    tqdm.write(f"error: {target}: cannot write the annotated image", file=sys.stderr)
+                    sink.summary.failed += 1
+                if window is not None and wants_quit(window.show(annotated)):
+                    sink.summary.stopped = True
+                    break
+    finally:
+        sink.close()
+        if window is not None:
+            window.close()
+    return sink.summary
