@@ -1,0 +1,156 @@
+"""How far off are a collection's shares, counted and corrected, and do the intervals hold the truth? The
+choice of `report`'s default method (issue 24).
+
+A labelled prediction table (one row a face: true labels and the model's probabilities) is resampled into
+skewed collections (80 % of each race group, 90 % women, 90 % men, children only (0-19), elders only (60+), and
+the table's own mix), several seeds each; every method is fitted on a separate calibration table. Reported per
+method: the total absolute error of the five race shares, the error of the share of women and the total of
+the nine age groups' (points), and how often the 95 % intervals hold the true share, and their mean width.
+
+Table format (reporting.calibration.labelled_arrays; a CSV): columns "race", "gender" (class names or
+indices), "age_group" (group name, "more than 70" too) or "age_lo"/"age" (years), and the probabilities as
+run's CSV names them ("race_probabilities.white", ..., "gender_probabilities.female", ...,
+"age_group_probabilities.0-2", ...); rows with "found" false are left out. FairFace's test part (evaluate's
+predictions.csv with these columns) and a calibration table from the validation parts:
+
+    python benchmarks/audit.py --table statistics/.../predictions.csv --calibration val_predictions.csv
+    python benchmarks/audit.py --synthetic          # the simulated classifier of reporting.synthetic
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from face_analysis.reporting import quantify
+from face_analysis.reporting.attributes import ATTRIBUTES
+from face_analysis.reporting.calibration import labelled_arrays
+from face_analysis.reporting.synthetic import simulate
+
+
+def collections(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sampling weights of each row for every skewed collection."""
+    race, gender, age = labels["race"], labels["gender"], labels["age_group"]
+    out = {}
+
+    def mix(inside: np.ndarray, share: float) -> np.ndarray:
+        return np.where(inside, share / max(inside.sum(), 1), (1 - share) / max((~inside).sum(), 1))
+
+    for i, name in enumerate(ATTRIBUTES["race"]):
+        out[f"80 % {name}"] = mix(race == i, 0.8)
+    out["90 % women"] = mix(gender == ATTRIBUTES["gender"].index("female"), 0.9)
+    out["90 % men"] = mix(gender == ATTRIBUTES["gender"].index("male"), 0.9)
+    out["children (0-19)"] = (age <= 2).astype(float)
+    out["elders (60+)"] = (age >= 7).astype(float)
+    out["as the table"] = np.ones(len(race))
+    return {name: w / w.sum() for name, w in out.items()}
+
+
+def draw(weights: np.ndarray, size: int, rng) -> np.ndarray:
+    available = int((weights > 0).sum())
+    return rng.choice(len(weights), size, replace=size > available, p=weights)
+
+
+def run(probs, labels, cal_probs, cal_labels, methods, size, seeds, bootstrap, attributes) -> pd.DataFrame:
+    rows = []
+    for name, weights in collections(labels).items():
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            picked = draw(weights, size, rng)
+            for attribute in attributes:
+                k = len(ATTRIBUTES[attribute])
+                known = labels[attribute][picked] >= 0
+                truth = np.bincount(labels[attribute][picked][known], minlength=k) / known.sum()
+                cal_known = cal_labels[attribute] >= 0
+                cal = ([cal_probs[attribute][cal_known].astype(np.float64)],
+                       [cal_labels[attribute][cal_known].astype(np.int64)])
+                for method in methods:
+                    started = time.perf_counter()
+                    found = quantify.estimate(method, *cal, [probs[attribute][picked].astype(np.float64)],
+                                              bootstrap, seed)
+                    low, high = quantify.interval(found.point, found.replicates)
+                    for i, cls in enumerate(ATTRIBUTES[attribute]):
+                        rows.append({"collection": name, "seed": seed, "attribute": attribute, "method": method,
+                                     "class": cls, "truth": truth[i], "estimate": found.point[i], "low": low[i],
+                                     "high": high[i], "seconds": time.perf_counter() - started})
+    return pd.DataFrame(rows)
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per method: errors (points) over collections and seeds, interval coverage and width."""
+    frame = frame.assign(error=(frame["estimate"] - frame["truth"]).abs() * 100,
+                         covered=(frame["low"] <= frame["truth"] + 1e-9) & (frame["truth"] <= frame["high"] + 1e-9),
+                         width=(frame["high"] - frame["low"]) * 100)
+    per_case = frame.groupby(["method", "attribute", "collection", "seed"])["error"].sum().reset_index()
+    per_case.loc[per_case["attribute"] == "gender", "error"] /= 2  # the error of the share of women
+    out = []
+    for method, cases in per_case.groupby("method", sort=False):
+        row = {"method": method}
+        for attribute, short in (("race", "race"), ("gender", "gender"), ("age_group", "age")):
+            errors = cases[cases["attribute"] == attribute]
+            if len(errors):
+                row[f"{short} mean"] = errors["error"].mean()
+                row[f"{short} worst collection"] = errors.groupby("collection")["error"].mean().max()
+        mine = frame[frame["method"] == method]
+        for attribute, short in (("race", "race"), ("gender", "gender"), ("age_group", "age")):
+            part = mine[mine["attribute"] == attribute]
+            if len(part):
+                row[f"{short} coverage %"] = 100 * part["covered"].mean()
+                row[f"{short} width"] = part["width"].mean()
+        row["seconds per estimate"] = mine.groupby(["attribute", "collection", "seed"])["seconds"].first().mean()
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def per_collection(frame: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Counted (cc) and `method`'s race and gender errors per collection (mean over seeds)."""
+    frame = frame.assign(error=(frame["estimate"] - frame["truth"]).abs() * 100)
+    sums = frame.groupby(["method", "attribute", "collection", "seed"], sort=False)["error"].sum().reset_index()
+    sums.loc[sums["attribute"] == "gender", "error"] /= 2
+    table = sums[sums["method"].isin(["cc", method])].pivot_table(
+        index="collection", columns=["attribute", "method"], values="error", sort=False)
+    return table.round(1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--table", help="the labelled prediction table to resample (CSV)")
+    source.add_argument("--synthetic", action="store_true", help="simulated faces (reporting.synthetic)")
+    parser.add_argument("--calibration", help="the calibration table (CSV; with --table)")
+    parser.add_argument("--calibration_faces", type=int, default=2000, help="--synthetic: calibration size")
+    parser.add_argument("--size", type=int, default=1000, help="faces a collection (default 1000)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--bootstrap", type=int, default=100)
+    parser.add_argument("--methods", nargs="+", default=list(quantify.METHODS), choices=quantify.METHODS)
+    parser.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES), choices=list(ATTRIBUTES))
+    parser.add_argument("--out", help="also write every estimate as CSV here")
+    args = parser.parse_args(argv)
+    if args.synthetic:
+        table, calibration = simulate(20_000, seed=1), simulate(args.calibration_faces, seed=2)
+    else:
+        if not args.calibration:
+            parser.error("--table needs --calibration (a table of other faces: the validation parts)")
+        table, calibration = pd.read_csv(args.table), pd.read_csv(args.calibration)
+    probs, labels = labelled_arrays(table)
+    cal_probs, cal_labels = labelled_arrays(calibration)
+    attributes = [a for a in args.attributes if a in probs and a in cal_probs]
+    if "race" not in labels or "gender" not in labels or "age_group" not in labels:
+        parser.error("the table needs race, gender and age labels with their probabilities")
+    frame = run(probs, labels, cal_probs, cal_labels, args.methods, args.size, args.seeds, args.bootstrap, attributes)
+    if args.out:
+        frame.to_csv(args.out, index=False)
+    pd.set_option("display.width", 200)
+    print(f"{len(collections(labels))} collections of {args.size} faces, {args.seeds} seeds, calibration "
+          f"{len(calibration)} faces, {args.bootstrap} bootstrap replicates; errors in points\n")
+    print(summary(frame).round(2).to_string(index=False))
+    best = quantify.DEFAULT_METHOD if quantify.DEFAULT_METHOD in args.methods else args.methods[-1]
+    if "cc" in args.methods:
+        print(f"\nper collection, counted (cc) and {best}:\n")
+        print(per_collection(frame, best).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

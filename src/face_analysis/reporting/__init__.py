@@ -1,0 +1,28 @@
+"""Auditing a collection: the share of each race, gender and age group among the faces of `run`'s results,
+counted and corrected for the model's errors, with bootstrap intervals (issue 24).
+
+Modules:
+    attributes   the three attributes, their classes, the results' probability fields and column names,
+                 `age_group_probabilities` (the nine FairFace groups from the model's age distribution),
+                 `ReportError`
+    reading      `read_faces`: JSON, JSONL, CSV and Parquet results streamed in chunks of probability arrays
+    json_items   the results of a JSON list or a JSONL file decoded one at a time
+    quantify     the quantification methods (cc, pcc, acc, pacc, emq, emq_bcts) and the bootstrap that
+                 resamples the collection and the calibration set together; the default method and why
+    calibration  the held-out predictions a model ships with (calibration.npz): build, save, load
+    report       `report(paths, calibration, by=...) -> Report` and the Report dataclasses, text and JSON
+    html         the self-contained HTML page (matplotlib bar charts embedded as PNG)
+    command      `add_parser(subparsers)` and `run_report(args)`: the `report` command
+    synthetic    a simulated classifier with known errors, for the tests and benchmarks/audit.py
+
+Dependencies: from the package this sub-package imports only face_analysis.labels and face_analysis.errors;
+beyond the standard library only numpy, pandas, pyarrow and matplotlib (no TensorFlow, no scikit-learn,
+no scipy). The rest of the package may import it (results code: `age_group_probabilities`)."""
+from face_analysis.reporting.attributes import ATTRIBUTES, ReportError, age_group_probabilities
+from face_analysis.reporting.calibration import Calibration, build_calibration, load_calibration, save_calibration
+from face_analysis.reporting.quantify import DEFAULT_METHOD, METHODS
+from face_analysis.reporting.report import ClassShare, GroupReport, Report, report
+
+__all__ = ["ATTRIBUTES", "Calibration", "ClassShare", "DEFAULT_METHOD", "GroupReport", "METHODS", "Report",
+           "ReportError", "age_group_probabilities", "build_calibration", "load_calibration", "report",
+           "save_calibration"]

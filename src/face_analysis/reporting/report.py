@@ -1,0 +1,201 @@
+"""`report`: the share of each class of each attribute among a collection's analysed faces, counted and
+corrected, with intervals; as dataclasses, a text table and the JSON of issue 24."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from face_analysis.reporting import quantify
+from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
+from face_analysis.reporting.calibration import Calibration
+from face_analysis.reporting.reading import CHUNK_FACES, read_faces
+
+MAX_FACES = 1_000_000  # faces kept for the estimates (beyond: a uniform sample of this many); counts are exact
+
+
+@dataclass
+class ClassShare:
+    """One class's share of the faces (0 to 1): the corrected estimate, its interval, the counted share."""
+
+    estimate: float
+    low: float
+    high: float
+    counted: float
+
+    def to_json(self, digits: int = 4) -> dict:
+        return {k: round(getattr(self, k), digits) for k in ("estimate", "low", "high", "counted")}
+
+
+@dataclass
+class GroupReport:
+    """The faces of one class of the `by` attribute: its share and the other attributes' shares within it."""
+
+    share: ClassShare
+    counted_faces: int  # faces whose most probable class it is
+    attributes: dict[str, dict[str, ClassShare]]
+
+
+@dataclass
+class Report:
+    faces: int
+    skipped: dict[str, int]  # too_small, no_face (images without a face; a CSV does not list them), failed
+    attributes: dict[str, dict[str, ClassShare]]
+    method: str
+    model: str | None
+    confidence: float = 0.95
+    calibration_faces: int = 0
+    by: str | None = None
+    groups: dict[str, GroupReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """Issue 24's schema; with `by`, "by": {"attribute": ..., "groups": {class: {"share": {...},
+        "attributes": {...}}}} as well."""
+        data = {"faces": self.faces, "skipped": dict(self.skipped),
+                "attributes": {a: {c: s.to_json() for c, s in shares.items()} for a, shares in self.attributes.items()},
+                "method": self.method, "model": self.model}
+        if self.by:
+            data["by"] = {"attribute": self.by, "groups": {
+                name: {"share": g.share.to_json(), "counted_faces": g.counted_faces,
+                       "attributes": {a: {c: s.to_json() for c, s in shares.items()}
+                                      for a, shares in g.attributes.items()}}
+                for name, g in self.groups.items()}}
+        return data
+
+    def to_text(self) -> str:
+        """A table per attribute (and per group with `by`): counted share, corrected share, interval."""
+        level = f"{self.confidence:.0%}".replace("%", " %")
+        lines = [f"{self.faces} faces analysed ({self.skipped['too_small']} too small, left out; "
+                 f"{self.skipped['no_face']} images without a face; {self.skipped['failed']} failed), "
+                 f"model {self.model or 'not named'}, method {self.method}, calibration set "
+                 f"{self.calibration_faces} faces"]
+        blocks = [("", self.attributes)] + [(f"{self.by} {name}: ", g.attributes) for name, g in self.groups.items()]
+        for prefix, attributes in blocks:
+            for attribute, shares in attributes.items():
+                lines += ["", f"{prefix}{attribute}",
+                          f"  {'class':<10} {'counted':>8} {'corrected':>10}   {level} interval"]
+                for name, s in shares.items():
+                    lines.append(f"  {name:<10} {100 * s.counted:7.1f} % {100 * s.estimate:8.1f} %   "
+                                 f"{100 * s.low:5.1f} - {100 * s.high:5.1f} %")
+        lines += [""] + [f"note: {note}" for note in self.notes] if self.notes else []
+        return "\n".join(lines) + "\n"
+
+    def json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+
+class _Sample:
+    """A uniform sample of at most `size` faces (random keys, the smallest kept) and exact argmax counts."""
+
+    def __init__(self, attributes: list[str], by: str | None, size: int, seed: int):
+        self.attributes, self.by, self.size = attributes, by, size
+        self.rng = np.random.default_rng(seed)
+        self.parts = {a: [] for a in attributes}
+        self.keys: list[np.ndarray] = []
+        self.faces, self.kept = 0, 0
+        self.counts = {a: np.zeros(len(ATTRIBUTES[a]), np.int64) for a in attributes}
+        self.pair_counts = {a: np.zeros((len(ATTRIBUTES[a]), len(ATTRIBUTES[by])), np.int64)
+                            for a in attributes if by and a != by}
+
+    def add(self, probs: dict[str, np.ndarray]) -> None:
+        n = len(probs[self.attributes[0]])
+        if not n:
+            return
+        self.faces += n
+        best = {a: probs[a].argmax(1) for a in self.attributes}
+        for a in self.attributes:
+            self.counts[a] += np.bincount(best[a], minlength=len(self.counts[a]))
+        for a, counts in self.pair_counts.items():
+            np.add.at(counts, (best[a], best[self.by]), 1)
+        for a in self.attributes:
+            self.parts[a].append(probs[a])
+        self.keys.append(self.rng.random(n))
+        self.kept += n
+        if self.kept > 2 * self.size:
+            self._compact()
+
+    def _compact(self) -> None:
+        keys = np.concatenate(self.keys)
+        keep = np.argpartition(keys, self.size)[:self.size] if len(keys) > self.size else np.arange(len(keys))
+        self.keys = [keys[keep]]
+        for a in self.attributes:
+            self.parts[a] = [np.concatenate(self.parts[a])[keep]]
+        self.kept = len(keep)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self._compact()
+        return {a: self.parts[a][0].astype(np.float64) for a in self.attributes}
+
+
+def _shares(names, point, low, high, counted) -> dict[str, ClassShare]:
+    return {name: ClassShare(float(point[i]), float(low[i]), float(high[i]), float(counted[i]))
+            for i, name in enumerate(names)}
+
+
+def report(paths, calibration: Calibration, by: str | None = None, method: str = quantify.DEFAULT_METHOD,
+           attributes=None, confidence: float = 0.95, bootstrap: int = 200, seed: int = 0,
+           max_faces: int = MAX_FACES, bootstrap_faces: int = 100_000, chunk_faces: int = CHUNK_FACES) -> Report:
+    """The report of one or more results of `run` (JSON, JSONL, CSV files, Parquet folders or files).
+
+    calibration: the model's (calibration.load_calibration); by: an attribute whose classes also get the
+    other attributes' shares within them; method: one of quantify.METHODS; bootstrap: replicates for the
+    intervals (0: none, the intervals are the point)."""
+    if method not in quantify.METHODS:
+        raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
+    attributes = [a for a in (attributes or ATTRIBUTES) if a in calibration.probs]
+    if not attributes:
+        raise ReportError("the calibration set has none of the attributes asked for")
+    if by and by not in attributes:
+        raise ReportError(f"--by {by}: not an attribute of this report ({', '.join(attributes)})")
+    sample = _Sample(attributes, by, max_faces, seed)
+    skipped = {"too_small": 0, "no_face": 0, "failed": 0}
+    model, notes, sources = None, [], []
+    for chunk in read_faces(paths, attributes, chunk_faces):
+        if chunk.source not in sources:
+            sources.append(chunk.source)
+            notes += [n for n in chunk.notes if n not in notes]
+        if chunk.models:
+            model = next(iter(chunk.models))
+            if calibration.model_type and model != calibration.model_type:
+                raise ReportError(f"{chunk.source}: results of the {model} model; the calibration is the "
+                                  f"{calibration.model_type} model's (give that model's --model_path)")
+        skipped["too_small"] += chunk.too_small
+        skipped["no_face"] += chunk.no_face
+        skipped["failed"] += chunk.failed
+        sample.add(chunk.probs)
+    if not sample.faces:
+        raise ReportError(f"{', '.join(sources) or 'the results'}: no analysed face in them")
+    if sample.faces > max_faces:
+        notes.append(f"the corrected shares use a uniform sample of {max_faces} of the {sample.faces} faces")
+    probs = sample.arrays()
+    result = Report(sample.faces, skipped, {}, method, model or calibration.model_type, confidence,
+                    len(calibration), by, {}, notes)
+    for i, attribute in enumerate(attributes):
+        cal_probs, cal_labels = calibration.arrays([attribute])
+        found = quantify.estimate(method, cal_probs, cal_labels, [probs[attribute]], bootstrap, seed + i,
+                                  bootstrap_faces)
+        low, high = quantify.interval(found.point, found.replicates, confidence)
+        result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, low, high,
+                                               sample.counts[attribute] / sample.faces)
+    if by:
+        groups = ATTRIBUTES[by]
+        within = {g: {} for g in groups}
+        for i, attribute in enumerate(a for a in attributes if a != by):
+            cal_probs, cal_labels = calibration.arrays([attribute, by])
+            found = quantify.estimate(method, cal_probs, cal_labels, [probs[attribute], probs[by]], bootstrap,
+                                      seed + 100 + i, bootstrap_faces)
+            k = len(ATTRIBUTES[attribute])
+            point = found.point.reshape(k, len(groups))
+            replicates = found.replicates.reshape(-1, k, len(groups))
+            counts = sample.pair_counts[attribute]
+            for j, group in enumerate(groups):
+                share = point[:, j] / max(point[:, j].sum(), 1e-12)
+                shares = replicates[:, :, j] / np.maximum(replicates[:, :, j].sum(1, keepdims=True), 1e-12)
+                low, high = quantify.interval(share, shares, confidence)
+                within[group][attribute] = _shares(ATTRIBUTES[attribute], share, low, high,
+                                                   counts[:, j] / max(counts[:, j].sum(), 1))
+        result.groups = {g: GroupReport(result.attributes[by][g], int(sample.counts[by][j]), within[g])
+                         for j, g in enumerate(groups)}
+    return result

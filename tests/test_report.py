@@ -1,0 +1,223 @@
+"""`report` (issue 24) on tiny generated results: prior shifts recovered, intervals that hold the truth,
+one-line errors for bad result files, the same report from every results format."""
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from face_analysis.errors import FaceAnalysisError
+from face_analysis.labels import AGE_BUCKETS, MAX_AGE
+from face_analysis.reporting import (DEFAULT_METHOD, ReportError, age_group_probabilities, build_calibration,
+                                     load_calibration, report, save_calibration)
+from face_analysis.reporting import command, quantify, synthetic
+from face_analysis.reporting.attributes import ATTRIBUTES, csv_column
+from face_analysis.reporting.calibration import labelled_arrays
+from face_analysis.reporting.html import report_html
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHIFT = {"race": np.array([0.7, 0.1, 0.1, 0.05, 0.05])}
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return build_calibration(synthetic.simulate(2000, seed=11), "facenet")
+
+
+def _write_json(path, results):
+    path.write_text(json.dumps(results))
+    return path
+
+
+def _csv_frame(results) -> pd.DataFrame:
+    rows = []
+    for result in results:
+        for face in result["faces"]:
+            row = {"image": result["image"], "model": result.get("model"), "gender": face["gender"],
+                   "gender_probability": face["gender_probability"], "too_small": int(face["too_small"])}
+            for attribute in ("race", "age_group"):
+                given = face.get(f"{attribute}_probabilities") or {}
+                row.update({csv_column(attribute, n): given.get(n) for n in ATTRIBUTES[attribute]})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_age_group_probabilities_sum_the_years_of_each_group():
+    uniform = np.full(MAX_AGE + 1, 1 / (MAX_AGE + 1))
+    groups = age_group_probabilities(uniform, decimals=None)
+    assert list(groups) == list(AGE_BUCKETS)
+    assert groups["0-2"] == pytest.approx(3 / 117) and groups["70+"] == pytest.approx(47 / 117)
+    assert sum(groups.values()) == pytest.approx(1)
+    at = np.zeros(MAX_AGE + 1)
+    at[70] = 1
+    assert age_group_probabilities(at)["70+"] == 1 and age_group_probabilities(at)["60-69"] == 0
+
+
+def test_default_method_recovers_a_known_prior_shift(calibration):
+    frame = synthetic.simulate(3000, seed=12, shares=SHIFT)
+    probs, labels = labelled_arrays(frame)
+    truth = np.bincount(labels["race"], minlength=5) / len(frame)
+    cal_probs, cal_labels = calibration.arrays(["race"])
+    found = quantify.estimate(DEFAULT_METHOD, cal_probs, cal_labels, [probs["race"].astype(float)], bootstrap=0)
+    assert 100 * np.abs(found.counted - truth).sum() > 15  # what counting gets wrong
+    assert 100 * np.abs(found.point - truth).sum() < 6
+
+
+@pytest.mark.parametrize("method", ["acc", "pacc", "emq_bcts"])
+def test_every_correction_beats_counting_on_a_shift(calibration, method):
+    probs, labels = labelled_arrays(synthetic.simulate(3000, seed=13, shares=SHIFT))
+    truth = np.bincount(labels["race"], minlength=5) / len(labels["race"])
+    cal_probs, cal_labels = calibration.arrays(["race"])
+    found = quantify.estimate(method, cal_probs, cal_labels, [probs["race"].astype(float)], bootstrap=0)
+    assert np.abs(found.point - truth).sum() < 0.5 * np.abs(found.counted - truth).sum()
+
+
+def test_intervals_hold_the_truth_in_a_small_simulation(calibration):
+    covered = total = 0
+    for seed in range(5):
+        probs, labels = labelled_arrays(synthetic.simulate(600, seed=100 + seed, shares=SHIFT))
+        for attribute in ("race", "gender"):
+            cal_probs, cal_labels = calibration.arrays([attribute])
+            found = quantify.estimate(DEFAULT_METHOD, cal_probs, cal_labels, [probs[attribute].astype(float)],
+                                      bootstrap=40, seed=seed)
+            low, high = quantify.interval(found.point, found.replicates)
+            truth = np.bincount(labels[attribute], minlength=len(low)) / len(labels[attribute])
+            covered += int(((low <= truth) & (truth <= high)).sum())
+            total += len(truth)
+    assert covered / total >= 0.8
+
+
+def test_json_jsonl_csv_and_parquet_give_the_same_report(tmp_path, calibration):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    results = synthetic.results_of(synthetic.simulate(300, seed=14, shares=SHIFT), too_small=4)
+    json_file = _write_json(tmp_path / "r.json", results)
+    jsonl_file = tmp_path / "r.jsonl"
+    jsonl_file.write_text("".join(json.dumps(r) + "\n" for r in results))
+    csv_file = tmp_path / "r.csv"
+    _csv_frame(results).to_csv(csv_file, index=False)
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist(results[:50]), folder / "results-a-00000.parquet")
+    pq.write_table(pa.Table.from_pylist(results[50:]), folder / "results-a-00001.parquet")
+    reports = [report([path], calibration, bootstrap=20, chunk_faces=64).to_json()
+               for path in (json_file, jsonl_file, csv_file, folder)]
+    assert reports[0]["faces"] == 300 and reports[0]["skipped"]["too_small"] == 4
+    assert reports[0]["model"] == "facenet"
+    for other in reports[1:]:
+        assert other == reports[0]
+
+
+def test_report_json_schema_by_and_html(tmp_path, calibration):
+    results = synthetic.results_of(synthetic.simulate(400, seed=15, shares={"gender": np.array([0.2, 0.8])}),
+                                   too_small=3, no_face=2)
+    path = _write_json(tmp_path / "r.json", results)
+    result = report([path], calibration, by="gender", method="pacc", bootstrap=20)
+    data = result.to_json()
+    assert set(data) >= {"faces", "skipped", "attributes", "method", "model"}
+    assert data["skipped"]["too_small"] == 3 and data["skipped"]["no_face"] == 2
+    assert set(data["attributes"]) == {"race", "gender", "age_group"}
+    assert list(data["attributes"]["age_group"]) == list(AGE_BUCKETS)
+    for shares in data["attributes"].values():
+        assert sum(s["estimate"] for s in shares.values()) == pytest.approx(1, abs=2e-3)
+        assert all(s["low"] <= s["estimate"] <= s["high"] for s in shares.values())
+    within = data["by"]["groups"]["female"]["attributes"]["race"]
+    assert sum(s["estimate"] for s in within.values()) == pytest.approx(1, abs=2e-3)
+    assert "female" in result.to_text() and "95 % interval" in result.to_text()
+    page = report_html(result)
+    assert page.count("data:image/png;base64,") == 3 + 2 * 2
+
+
+def _one_line_error(paths, calibration, name):
+    with pytest.raises(ReportError) as error:
+        report(paths, calibration, bootstrap=0)
+    message = str(error.value)
+    assert isinstance(error.value, FaceAnalysisError) and "\n" not in message and name in message
+    return message
+
+
+def test_bad_result_files_get_one_line_errors(tmp_path, calibration):
+    good = synthetic.results_of(synthetic.simulate(20, seed=16))
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    assert "empty" in _one_line_error([empty], calibration, "empty.json")
+    nothing = tmp_path / "nothing.json"
+    nothing.write_text("[]\n")
+    assert "no results" in _one_line_error([nothing], calibration, "nothing.json")
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"[{\"image\": \xff\xfe\x00 not json")
+    _one_line_error([garbage], calibration, "garbage.json")
+    broken_csv = tmp_path / "broken.csv"
+    broken_csv.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    _one_line_error([broken_csv], calibration, "broken.csv")
+    not_parquet = tmp_path / "x.parquet"
+    not_parquet.write_text("not parquet")
+    _one_line_error([not_parquet], calibration, "x.parquet")
+    _one_line_error([tmp_path / "missing.json"], calibration, "missing.json")
+    other = _write_json(tmp_path / "normal.json", synthetic.results_of(synthetic.simulate(20, seed=17), model="normal"))
+    first = _write_json(tmp_path / "facenet.json", good)
+    assert "normal" in _one_line_error([first, other], calibration, "normal.json")
+    mixed = _write_json(tmp_path / "mixed.json", good + json.loads(other.read_text()))
+    _one_line_error([mixed], calibration, "mixed.json")
+    _one_line_error([other], calibration, "normal.json")  # the calibration is facenet's
+    old = json.loads(first.read_text())
+    for result in old:
+        for face in result["faces"]:
+            del face["age_group_probabilities"]
+    old_file = _write_json(tmp_path / "old.json", old)
+    assert "age_group_probabilities" in _one_line_error([old_file], calibration, "old.json")
+    today_csv = tmp_path / "today.csv"  # run's CSV before the probabilities were added: race_probability only
+    today_csv.write_text("image,gender,gender_probability,race,race_probability,too_small\n"
+                         "a.jpg,male,0.9,white,0.8,0\n")
+    assert "race_probabilities" in _one_line_error([today_csv], calibration, "today.csv")
+
+
+def test_an_interrupted_json_list_is_read_with_a_note(tmp_path, calibration):
+    results = synthetic.results_of(synthetic.simulate(30, seed=18))
+    path = tmp_path / "cut.json"
+    path.write_text("[\n" + ",\n".join(json.dumps(r) for r in results))  # no closing bracket
+    result = report([path], calibration, bootstrap=0)
+    assert result.faces == 30 and any("not closed" in note for note in result.notes)
+
+
+def test_calibration_round_trip_and_bad_files(tmp_path, calibration):
+    saved = save_calibration(calibration, tmp_path)
+    assert saved.name == "calibration.npz" and saved.stat().st_size < 200_000
+    loaded = load_calibration(tmp_path)
+    assert loaded.model_type == "facenet" and len(loaded) == len(calibration)
+    for attribute in ATTRIBUTES:
+        np.testing.assert_array_equal(loaded.labels[attribute], calibration.labels[attribute])
+        np.testing.assert_allclose(loaded.probs[attribute], calibration.probs[attribute], atol=1e-3)
+    saved.write_bytes(b"damaged")
+    with pytest.raises(ReportError, match="calibration.npz"):
+        load_calibration(tmp_path)
+    with pytest.raises(ReportError, match="calibrate"):
+        load_calibration(tmp_path / "nothing_here" if (tmp_path / "nothing_here").mkdir() is None else None)
+
+
+def test_command_writes_json_and_html(tmp_path, calibration, capsys):
+    save_calibration(calibration, tmp_path)
+    results = _write_json(tmp_path / "r.json", synthetic.results_of(synthetic.simulate(200, seed=19)))
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", str(results), "--json", str(tmp_path / "out.json"), "--html",
+                              str(tmp_path / "out.html"), "--by", "gender", "--bootstrap", "10", "--method", "pacc"])
+    assert command.run_report(args, default_model_dir=lambda model_type: tmp_path) == 0
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["method"] == "pacc" and data["by"]["attribute"] == "gender"
+    assert (tmp_path / "out.html").read_text().startswith("<!doctype html>")
+    assert "race" in capsys.readouterr().out
+
+
+def test_audit_benchmark_runs_on_synthetic_faces(capsys):
+    spec = importlib.util.spec_from_file_location("audit", REPO_ROOT / "benchmarks" / "audit.py")
+    audit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audit)
+    assert audit.main(["--synthetic", "--seeds", "1", "--bootstrap", "0", "--size", "300",
+                       "--methods", "cc", "pacc", "--attributes", "race", "gender"]) == 0
+    out = capsys.readouterr().out
+    assert "80 % indian" in out and "children (0-19)" in out and "pacc" in out
