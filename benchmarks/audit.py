@@ -11,9 +11,12 @@ Table format (reporting.calibration.labelled_arrays; a CSV): columns "race", "ge
 indices), "age_group" (group name, "more than 70" too) or "age_lo"/"age" (years), and the probabilities as
 run's CSV names them ("race_probabilities.white", ..., "gender_probabilities.female", ...,
 "age_group_probabilities.0-2", ...); rows with "found" false are left out. FairFace's test part (evaluate's
-predictions.csv with these columns) and a calibration table from the validation parts:
+predictions.csv has these columns) against the calibration the model ships with (`calibrate`: its validation
+parts), or a table of other faces (`evaluate --split val`'s predictions.csv):
 
-    python benchmarks/audit.py --table statistics/.../predictions.csv --calibration val_predictions.csv
+    python src/main.py evaluate --data_path ../shared/data/FairFace --model_path saved_model/facenet_model
+    python benchmarks/audit.py --calibration saved_model/facenet_model \
+        --table statistics/model_metrics/facenet_model_stats/fairface/predictions.csv
     python benchmarks/audit.py --synthetic          # the simulated classifier of reporting.synthetic
 """
 import argparse
@@ -25,7 +28,7 @@ import pandas as pd
 
 from face_analysis.reporting import quantify
 from face_analysis.reporting.attributes import ATTRIBUTES
-from face_analysis.reporting.calibration import labelled_arrays
+from face_analysis.reporting.calibration import labelled_arrays, load_calibration
 from face_analysis.reporting.synthetic import simulate
 
 
@@ -118,7 +121,8 @@ def main(argv=None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--table", help="the labelled prediction table to resample (CSV)")
     source.add_argument("--synthetic", action="store_true", help="simulated faces (reporting.synthetic)")
-    parser.add_argument("--calibration", help="the calibration table (CSV; with --table)")
+    parser.add_argument("--calibration", help="with --table: a model folder (its calibration.npz), a calibration "
+                        ".npz file, or a labelled prediction table of other faces (CSV)")
     parser.add_argument("--calibration_faces", type=int, default=2000, help="--synthetic: calibration size")
     parser.add_argument("--size", type=int, default=1000, help="faces a collection (default 1000)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -132,9 +136,14 @@ def main(argv=None) -> int:
     else:
         if not args.calibration:
             parser.error("--table needs --calibration (a table of other faces: the validation parts)")
-        table, calibration = pd.read_csv(args.table), pd.read_csv(args.calibration)
+        table = pd.read_csv(args.table)
     probs, labels = labelled_arrays(table)
-    cal_probs, cal_labels = labelled_arrays(calibration)
+    if args.synthetic or args.calibration.lower().endswith(".csv"):
+        calibration = calibration if args.synthetic else pd.read_csv(args.calibration)
+        cal_probs, cal_labels = labelled_arrays(calibration)
+    else:  # the calibration a model ships with
+        calibration = load_calibration(args.calibration)
+        cal_probs, cal_labels = calibration.probs, calibration.labels
     attributes = [a for a in args.attributes if a in probs and a in cal_probs]
     if "race" not in labels or "gender" not in labels or "age_group" not in labels:
         parser.error("the table needs race, gender and age labels with their probabilities")

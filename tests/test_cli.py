@@ -48,7 +48,10 @@ def test_output_names_a_file_for_one_image_and_a_folder_for_several(astronaut_jp
     assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--output", tmp_path / "ann.jpg") == 0
     annotated = cv2.imread(str(tmp_path / "ann.jpg"))
     assert annotated is not None and annotated.shape == (512, 512, 3)
-    assert run_cli("run", "--img", astronaut_jpg, astronaut_jpg, "--model_type", "normal",
+    other = tmp_path / "other" / "astronaut.jpg"  # the same name in another folder (one file twice is one image)
+    other.parent.mkdir()
+    other.write_bytes(astronaut_jpg.read_bytes())
+    assert run_cli("run", "--img", astronaut_jpg, other, "--model_type", "normal",
                    "--output", tmp_path / "many.jpg") == 0
     assert sorted(p.name for p in (tmp_path / "many.jpg").iterdir()) == ["astronaut.jpg", "astronaut_1.jpg"]
 
@@ -69,10 +72,12 @@ def test_small_faces_are_reported_without_labels(astronaut_jpg, tmp_path, capsys
                    "--csv", tmp_path / "out.csv") == 0
     [face] = json.loads(target.read_text())[0]["faces"]
     assert face["too_small"] is True and face["age"] is None and face["race_probabilities"] is None
+    assert face["age_group_probabilities"] is None
     assert face["face_size"] == 112 and face["detection_score"] > 0.6
     assert "1 face(s), 1 too small to analyse" in capsys.readouterr().err
-    row = (tmp_path / "out.csv").read_text().splitlines()[1].split(",")
-    assert row[-1] == "1" and row[7] == ""  # too_small, no age
+    header, row = (line.split(",") for line in (tmp_path / "out.csv").read_text().splitlines()[:2])
+    assert row[header.index("too_small")] == "1" and row[header.index("age")] == ""  # too_small, no age
+    assert row[header.index("model")] == "normal" and row[header.index("age_group_probabilities.70+")] == ""
 
 
 def test_readme_sample_output_is_what_the_shipped_model_prints(monkeypatch, capsys):

@@ -40,3 +40,12 @@ def test_a_missing_extra_from_the_command_line(tmp_path):
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
         "error: run --engine ray needs the [ray] extra (ray not installed): pip install 'face-analysis[ray]'"]
+
+
+def test_float32_without_its_cached_export_needs_the_train_extra(monkeypatch, capsys, tmp_path):
+    from face_analysis import paths
+
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path)  # no export built yet
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    assert run_cli("run", "--img", str(REPO_ROOT / "examples" / "astronaut.jpg"), "--precision", "float32") == 2
+    assert "needs the [train] extra (tensorflow not installed)" in capsys.readouterr().err

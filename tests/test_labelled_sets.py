@@ -89,3 +89,29 @@ def test_rows_name_images_by_their_path_so_equal_file_names_do_not_mix(tmp_path)
     assert list(labelled.frame["name"]) == ["train/1.jpg"]  # the bare "1.jpg" is ambiguous: skipped
     assert labelled.skipped["no such image"] == 1
     assert cv2.imdecode(np.frombuffer(labelled.images["train/1.jpg"], np.uint8), 0).mean() < 50
+
+
+def test_age_groups_saved_as_dates_by_a_spreadsheet_are_read_as_their_groups():
+    rows = [{"file": f"train/{i}.jpg", "age": age, "gender": "Female", "race": "Black"}
+            for i, age in enumerate(["03-Sep", "Oct-19", "3-9", "Sep-03"])]
+    frame, skipped = labelled_sets.parse_rows(rows)
+    assert frame["age_group"].tolist() == ["3-9", "10-19", "3-9"]
+    assert frame[["age_lo", "age_hi"]].values.tolist() == [[3, 9], [10, 19], [3, 9]]
+    assert skipped["unknown label"] == 1
+
+
+def test_nul_bytes_in_the_labels_are_skipped_and_counted_or_named(tmp_path, capsys):
+    folder = make_photo_set(tmp_path / "faces", 6, ["1.jpg,30-39,Fe\x00male,White", "\x00\x00\x00",
+                                                    "2.jpg\x00,20-29,Male,White"])
+    labelled = labelled_sets.load_labelled_set(folder / "labels.csv")
+    assert len(labelled.frame) == 6 and labelled.skipped["NUL byte"] == 3
+    assert run_cli("evaluate", "--model_type", "normal", "--data_path", folder / "labels.csv", "--split", "all",
+                   "--stats_dir", tmp_path / "stats") == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "KeyError" not in err and "normal on 6 faces photos" in err
+    header = tmp_path / "header" / "labels.csv"
+    header.parent.mkdir()
+    header.write_bytes(b"fi\x00le,age,gender,race\n1.jpg,30-39,Male,White\n")  # no longer the columns of a set
+    assert run_cli("evaluate", "--model_type", "normal", "--data_path", header, "--stats_dir", tmp_path / "s2") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {header}: ") and err.count("\n") == 1 and "KeyError" not in err

@@ -101,3 +101,44 @@ def test_resume_after_the_driver_is_killed(cluster, photos, tmp_path):
     names = sorted(str(p) for p in photos.iterdir())
     assert sorted(r["image"] for r in results_io.read_parquet_results(folder)) == names
     assert sorted(r["image"] for r in json.loads(target.read_text())) == names
+
+
+def test_ray_gives_up_on_a_read_that_never_answers(cluster, photos, tmp_path):
+    from test_hostile_batch import EndlessServer
+
+    server = EndlessServer()
+    listed, target = tmp_path / "list.txt", tmp_path / "ray.json"
+    listed.write_text(f"{photos / 'p00.jpg'}\n{server.uri()}\n{photos / 'p01.jpg'}\n")
+    try:
+        process = ray_run(cluster, "--img_list", listed, "--json", target, "--read_timeout", 3)
+        _, err = process.communicate(timeout=300)
+    finally:
+        server.close()
+    assert process.returncode == 1, err
+    assert f"error: {server.uri()}: no answer within 3 s" in err and "Traceback" not in err
+    results = json.loads(target.read_text())
+    assert [bool(r["faces"]) for r in results] == [True, False, True]
+
+
+def test_ray_ctrl_c_during_a_read_that_never_answers_ends_the_run(cluster, photos, tmp_path):
+    from test_hostile_batch import EndlessServer
+
+    server = EndlessServer()
+    listed, target = tmp_path / "list.txt", tmp_path / "ray.json"
+    listed.write_text("".join(f"{p}\n" for p in sorted(photos.glob("p*.jpg"))) + server.uri() + "\n")
+    try:
+        process = ray_run(cluster, "--img_list", listed, "--json", target, "--read_timeout", 600)
+        deadline = time.time() + 240
+        while time.time() < deadline and (not server.connections or not target.exists()
+                                          or target.read_text().count('"image"') < 16):
+            time.sleep(0.2)
+        assert server.connections, "no read task asked the server"
+        sent = time.time()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        took = time.time() - sent
+    finally:
+        server.close()
+    assert process.returncode == 130, err
+    assert took < 15, took
+    assert 16 <= len(json.loads(target.read_text())) < 49 and "Traceback" not in err

@@ -14,7 +14,7 @@ from face_analysis.labels import AGE_BUCKETS, MAX_AGE
 from face_analysis.reporting import (DEFAULT_METHOD, ReportError, age_group_probabilities, build_calibration,
                                      load_calibration, report, save_calibration)
 from face_analysis.reporting import command, quantify, synthetic
-from face_analysis.reporting.attributes import ATTRIBUTES, csv_column
+from face_analysis.reporting.attributes import ATTRIBUTES, CSV_PROBABILITY_COLUMNS, csv_column
 from face_analysis.reporting.calibration import labelled_arrays
 from face_analysis.reporting.html import report_html
 
@@ -221,3 +221,133 @@ def test_audit_benchmark_runs_on_synthetic_faces(capsys):
                        "--methods", "cc", "pacc", "--attributes", "race", "gender"]) == 0
     out = capsys.readouterr().out
     assert "80 % indian" in out and "children (0-19)" in out and "pacc" in out
+
+
+# --- wired into the product: run's outputs carry the probabilities, calibrate stores a checked calibration ---
+
+def _model_copy(tmp_path, model_type="normal", calibration=None):
+    """A copy of a shipped model, with `calibration` (synthetic predictions) added through its manifest."""
+    import shutil
+
+    from face_analysis.models import store as model_store
+    from face_analysis.reporting.calibration import FILE_NAME, calibration_bytes
+
+    folder = tmp_path / f"{model_type}_copy"
+    shutil.copytree(REPO_ROOT / "saved_model" / f"{model_type}_model", folder)
+    model_store.add_files(folder, {FILE_NAME: calibration_bytes(calibration)} if calibration else {},
+                          remove=() if calibration else {FILE_NAME})  # (the shipped model's own, if any)
+    assert (folder / FILE_NAME).exists() == bool(calibration)
+    return folder
+
+
+def test_run_writes_the_probabilities_in_every_format_and_report_reads_them(tmp_path, monkeypatch, capsys):
+    from conftest import run_cli
+    from face_analysis.io import writers
+    from face_analysis.models import store as model_store
+
+    model = _model_copy(tmp_path, calibration=build_calibration(synthetic.simulate(1500, seed=21), "normal"))
+    outputs = {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv", "parquet": tmp_path / "pq"}
+    assert run_cli("run", "--img", REPO_ROOT / "examples" / "crowd.jpg", REPO_ROOT / "examples" / "astronaut.jpg",
+                   "--model_path", model, "--quiet", *(f for kind, path in outputs.items()
+                                                      for f in (f"--{kind}", path))) == 0
+    results = json.loads(outputs["json"].read_text())
+    faces = [face for result in results for face in result["faces"] if not face["too_small"]]
+    assert {result["model"] for result in results} == {"normal"} and len(faces) >= 2
+    for face in faces:
+        assert list(face["age_group_probabilities"]) == list(AGE_BUCKETS)
+        assert sum(face["age_group_probabilities"].values()) == pytest.approx(1, abs=2e-3)
+    header = list(pd.read_csv(outputs["csv"], nrows=0).columns)
+    assert header == writers.CSV_COLUMNS and "model" in header
+    assert set(writers.PROBABILITY_COLUMNS) == set(CSV_PROBABILITY_COLUMNS) <= set(header)
+    rows = pd.read_csv(outputs["csv"])
+    assert set(rows["model"]) == {"normal"}
+    analysed = rows[rows["too_small"] == 0]
+    assert np.allclose(analysed[[c for c in header if c.startswith("gender_probabilities.")]].sum(axis=1), 1, atol=2e-4)
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(writers.parquet_files(outputs["parquet"])[0])
+    assert "model" in schema.names
+    assert "age_group_probabilities" in [f.name for f in schema.field("faces").type.value_type]
+    reports = []
+    for kind, path in outputs.items():
+        target = tmp_path / f"report_{kind}.json"
+        assert run_cli("report", path, "--model_path", model, "--json", target, "--bootstrap", 10) == 0
+        reports.append(json.loads(target.read_text()))
+    assert reports[0]["faces"] == len(faces) and reports[0]["model"] == "normal"
+    assert reports[1]["faces"] == reports[2]["faces"] == len(faces)
+    assert reports[2]["attributes"] == reports[0]["attributes"]  # Parquet and JSON: the same values
+    asked = []
+    monkeypatch.setattr(model_store, "default_model_dir", lambda model_type: asked.append(model_type) or model)
+    assert run_cli("report", outputs["json"], "--bootstrap", 0) == 0  # the model the results name
+    assert asked == ["normal"] and "age_group" in capsys.readouterr().out
+
+
+def test_report_without_a_calibration_says_to_run_calibrate(tmp_path, capsys):
+    from conftest import run_cli
+
+    model = _model_copy(tmp_path)
+    results = _write_json(tmp_path / "r.json", synthetic.results_of(synthetic.simulate(20, seed=22), model="normal"))
+    assert run_cli("report", results, "--model_path", model) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "calibrate --model_path" in error and "calibration.npz" in error
+
+
+def test_resume_reads_a_parquet_folder_written_before_the_probabilities(tmp_path, capsys):
+    """--resume over results-*.parquet files of the earlier schema (no "model", no age_group_probabilities)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import run_cli
+    from face_analysis.io import writers
+
+    old_face = pa.struct([field for field in writers.parquet_schema().field("faces").type.value_type
+                          if field.name != "age_group_probabilities"])
+    old_schema = pa.schema([("image", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
+                            ("faces", pa.list_(old_face)), ("error", pa.string())])
+    astronaut = str(REPO_ROOT / "examples" / "astronaut.jpg")
+    face = {"box": [1, 2, 30, 40], "age": 30.0, "age_std": 5.0, "gender": "female", "gender_probability": 0.9,
+            "race": "white", "race_probabilities": dict.fromkeys(("white", "black", "asian", "indian", "others"), 0.2),
+            "detection_score": 0.9, "face_size": 40, "too_small": False}
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist([{"image": astronaut, "width": 512, "height": 512, "faces": [face],
+                                          "error": None}], schema=old_schema), folder / "results-old-00000.parquet")
+    target = tmp_path / "all.json"
+    assert run_cli("run", "--img", astronaut, REPO_ROOT / "examples" / "crowd.jpg", "--model_type", "normal",
+                   "--parquet", folder, "--resume", "--json", target, "--quiet") == 0
+    assert "1 image(s) done before" in capsys.readouterr().err
+    results = {r["image"]: r for r in json.loads(target.read_text())}
+    assert results[astronaut]["model"] is None and results[astronaut]["faces"][0]["age_group_probabilities"] is None
+    assert results[str(REPO_ROOT / "examples" / "crowd.jpg")]["model"] == "normal"
+    with pytest.raises(ReportError, match="age_group_probabilities"):  # report names what the old files lack
+        report([folder], build_calibration(synthetic.simulate(200, seed=23), "normal"), bootstrap=0)
+
+
+def test_calibrate_stores_a_calibration_checked_by_the_manifest(tmp_path, tiny_utk, capsys):
+    from conftest import run_cli
+    from face_analysis.models import store as model_store
+    from test_labelled_sets import make_photo_set
+
+    model = _model_copy(tmp_path)
+    photos = make_photo_set(tmp_path / "photos", copies=6)
+    assert run_cli("calibrate", "--model_path", model, "--data_path", tiny_utk, photos) == 0
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["calibration.npz"] == model_store.file_sha256(model / "calibration.npz")
+    calibration = load_calibration(model)
+    assert calibration.model_type == "normal" and set(calibration.labels) == set(ATTRIBUTES)
+    assert len(calibration) == 60 + 6  # data the model never saw: all of it is held out
+    assert (calibration.labels["race"] >= 0).all() and (calibration.labels["age_group"] >= 0).all()
+    np.testing.assert_allclose(calibration.probs["age_group"].sum(1), 1, atol=5e-3)
+    results = _write_json(tmp_path / "r.json", synthetic.results_of(synthetic.simulate(50, seed=24), model="normal"))
+    assert run_cli("report", results, "--model_path", model, "--bootstrap", 0) == 0
+    capsys.readouterr()
+    with open(model / "calibration.npz", "ab") as file:  # damaged: report and run refuse the model in one line
+        file.write(b"\0")
+    for command in (("report", results, "--model_path", model),
+                    ("run", "--img", REPO_ROOT / "examples" / "astronaut.jpg", "--model_path", model, "--quiet")):
+        assert run_cli(*command) == 1
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error and "calibration.npz" in error and "sha256" in error and "calibrate" in error
+    assert run_cli("calibrate", "--model_path", model, "--data_path", tiny_utk) == 0  # replaced, checked again
+    assert len(load_calibration(model)) == 60
+    model_store.read_model_info(model)

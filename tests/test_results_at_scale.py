@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT, photo_folder, run_cli
 from face_analysis.io import images as image_io
+from face_analysis.io import lists as image_lists
 from face_analysis.io import writers as results_io
 from face_analysis.errors import UsageError
 
@@ -28,12 +29,12 @@ def test_image_lists_in_text_csv_and_parquet(tmp_path):
         csv.writer(file).writerows([["id", "path"], *[[i, p] for i, p in enumerate(paths)], [9, ""]])
     pd.DataFrame({"path": paths}).to_parquet(tmp_path / "list.parquet")
     for name in ("list.txt", "list.csv", "list.parquet"):
-        assert image_io.read_image_list(tmp_path / name) == paths, name
+        assert image_lists.read_image_list(tmp_path / name) == paths, name
     with pytest.raises(UsageError, match="no such file"):
-        image_io.read_image_list(tmp_path / "missing.txt")
+        image_lists.read_image_list(tmp_path / "missing.txt")
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(UsageError, match="bad.parquet: cannot read the list"):
-        image_io.read_image_list(tmp_path / "bad.parquet")
+        image_lists.read_image_list(tmp_path / "bad.parquet")
 
 
 def test_uri_paths_are_read_through_pyarrow(astronaut_jpg):
@@ -53,7 +54,7 @@ def test_parquet_holds_the_json_objects_and_img_list_adds_images(photos, tmp_pat
     assert len(results_io.parquet_files(folder)) == 7  # 44 rows, 7 a file
     assert results_io.read_parquet_results(folder) == expected
     table = pd.read_parquet(folder)  # what pandas, DuckDB or Spark see
-    assert len(table) == 44 and set(table.columns) == {"image", "width", "height", "faces", "error"}
+    assert len(table) == 44 and set(table.columns) == {"image", "model", "width", "height", "faces", "error"}
 
 
 def test_parquet_folder_guards(photos, tmp_path, capsys):

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, run_cli
-from face_analysis.labels import RACES
+from face_analysis.labels import AGE_BUCKETS, MODEL_TYPES, RACES
 
 FACE_KEYS = {"box", "age", "age_std", "gender", "gender_probability", "race", "race_probabilities",
-             "detection_score", "face_size", "too_small"}
+             "detection_score", "face_size", "too_small", "age_group_probabilities"}
 
 
 def check_result_schema(result: dict) -> None:
-    assert set(result) == {"image", "width", "height", "faces", "error"}
+    assert set(result) == {"image", "model", "width", "height", "faces", "error"}
+    assert result["model"] in MODEL_TYPES
     assert isinstance(result["width"], int) and isinstance(result["height"], int)
     for face in result["faces"]:
         assert FACE_KEYS <= set(face) <= FACE_KEYS | {"track_id"}
@@ -30,6 +31,8 @@ def check_result_schema(result: dict) -> None:
         assert list(face["race_probabilities"]) == list(RACES) and face["race"] in RACES
         assert abs(sum(face["race_probabilities"].values()) - 1) < 1e-3
         assert face["race_probabilities"][face["race"]] == max(face["race_probabilities"].values())
+        assert list(face["age_group_probabilities"]) == list(AGE_BUCKETS)
+        assert abs(sum(face["age_group_probabilities"].values()) - 1) < 2e-3
 
 
 @pytest.mark.parametrize("model_type", ["facenet", "normal"])

@@ -136,3 +136,46 @@ def test_the_page_shows_the_faces_of_a_chosen_photo(server, astronaut_jpg, tmp_p
     shot = cv2.imread(str(tmp_path / "page.png"))
     blue, green, red = (shot[..., i].astype(int) for i in range(3))
     assert ((green > 200) & (red < 90) & (blue < 90)).sum() > 100  # the green box drawn on the canvas
+
+
+def test_a_422_never_echoes_the_upload(server, astronaut_jpg):
+    photo = astronaut_jpg.read_bytes().decode("latin-1")  # `curl -F 'image=<photo.jpg'`: a text field, no filename
+    response = httpx.post(server + "/analyze", data={"image": photo}, timeout=60)
+    assert response.status_code == 422 and len(response.content) < 500
+    assert "file upload is needed" in response.json()["detail"]
+    response = httpx.post(server + "/analyze", data={"photo": "x" * 100_000}, timeout=60)
+    assert response.status_code == 422 and len(response.content) < 500 and "xxxx" not in response.text
+
+
+def raw_post(server, body: bytes, length: int, half_close: bool = False) -> bytes:
+    """A POST /analyze sent over a bare socket with the given Content-Length; the raw answer."""
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                     b"Content-Length: " + str(length).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        if half_close:
+            conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_truncated_or_mis_sized_multipart_body_is_400(server, astronaut_jpg):
+    data = astronaut_jpg.read_bytes()
+    body = b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n" + data + b"\r\n--x--\r\n"
+    cut = httpx.post(server + "/analyze", content=body[:len(body) // 2],
+                     headers={"content-type": "multipart/form-data; boundary=x"}, timeout=60)
+    assert cut.status_code == 400 and "truncated multipart body" in cut.json()["detail"]
+    short = raw_post(server, body, len(body) - 100)  # a Content-Length smaller than the body
+    assert short.startswith(b"HTTP/1.1 400") and b"truncated multipart body" in short
+    assert raw_post(server, body, len(body)).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("filename", ['""', '"/"', '"../.."'])
+def test_an_upload_without_a_usable_name_is_named_upload(server, astronaut_jpg, filename):
+    body = (f"--x\r\nContent-Disposition: form-data; name=\"image\"; filename={filename}\r\n\r\n".encode()
+            + astronaut_jpg.read_bytes() + b"\r\n--x--\r\n")
+    response = httpx.post(server + "/analyze", content=body, headers={"content-type": "multipart/form-data; boundary=x"},
+                          timeout=60)
+    assert response.status_code == 200 and response.json()["image"] == "upload"

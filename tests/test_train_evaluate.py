@@ -34,6 +34,13 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
     assert split.groupby("sha256")["split"].nunique().max() == 1
     history = pd.read_csv(model_dir / "history.csv")
     assert "val_loss" in history and len(history) >= 1
+    # train stored the calibration `report` needs: its validation part's predictions, in the manifest
+    from face_analysis.reporting import load_calibration
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["calibration.npz"] == model_store.file_sha256(model_dir / "calibration.npz")
+    calibration = load_calibration(model_dir)
+    assert calibration.model_type == model_type and len(calibration) == (split["split"] == "val").sum()
     if model_type == "facenet":  # only the stages from the split on are stored; the frozen ones are rebuilt
         assert info["fine_tune_from"] == "mixed_7a"
         with np.load(model_dir / "weights.npz") as weights:
@@ -87,6 +94,14 @@ def test_eval_writes_figures_and_plots(trained):
     assert sum(row["images"] for row in metrics["by_race_age_10_plus"]) == (test_rows["age"] >= 10).sum()
     summary = (stats / "README.md").read_text()
     assert f"| {model_type} | {metrics['images']} | {metrics['age_mae']:.2f} |" in summary
+    # the probabilities run's CSV has, which benchmarks/audit.py reads beside the true labels
+    from face_analysis.reporting.attributes import CSV_PROBABILITY_COLUMNS
+    from face_analysis.reporting.calibration import labelled_arrays
+
+    assert set(CSV_PROBABILITY_COLUMNS) <= set(test_rows.columns)
+    probs, labels = labelled_arrays(test_rows)
+    assert set(probs) == {"race", "gender", "age_group"} and (labels["age_group"] >= 0).all()
+    np.testing.assert_allclose(probs["age_group"].sum(1), 1, atol=5e-3)
 
 
 def test_evaluate_command_on_all_images(trained, tiny_utk, tmp_path, capsys):

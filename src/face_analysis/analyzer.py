@@ -15,7 +15,7 @@ from face_analysis.io import images as image_io
 from face_analysis.labels import DEFAULT_PRECISION, GENDERS, RACES
 from face_analysis.models import compiled as lite_model
 from face_analysis.models import store as model_store
-from face_analysis.results import FacePrediction, age_mean_std, face_size
+from face_analysis.results import FacePrediction, age_group_probabilities, age_mean_std, face_size
 
 DEFAULT_MIN_FACE = 32  # faces smaller than this (longest box side, px) get no predictions (benchmarks/face_size.py)
 
@@ -38,7 +38,8 @@ def predictions_from_outputs(outputs: dict, detections: list[Detection]) -> list
             box=box, age=round(mean, 1), age_std=round(std, 1), gender=GENDERS[g],
             gender_probability=round(float(gender_p[i, g]), 4), race=RACES[r],
             race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, race_p[i])},
-            detection_score=detection.score, face_size=face_size(box)))
+            detection_score=detection.score, face_size=face_size(box),
+            age_group_probabilities=age_group_probabilities(age_dist[i])))
     return faces
 
 

@@ -1,5 +1,6 @@
-"""Face Analysis command line: the options of `run`, `train`, `evaluate`, `serve` and `quantize`, and `main`, which
-turns every expected failure into one line and an exit status. What each command does is in `commands`."""
+"""Face Analysis command line: the options of `run`, `train`, `evaluate`, `serve`, `quantize`, `calibrate` and
+`report` (reporting.command's), and `main`, which turns every expected failure into one line and an exit status.
+What each command does is in `commands`."""
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --debug is accepted after the command too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
-    subcommands = parser.add_subparsers(dest="command", required=True, metavar="{run,train,evaluate,serve,quantize}")
+    subcommands = parser.add_subparsers(dest="command", required=True,
+                                        metavar="{run,train,evaluate,serve,quantize,calibrate,report}")
 
     run = subcommands.add_parser("run", parents=[common], help="analyse images, folders, a video file or a camera",
                                  description="Analyse images (--img) or video (--video) with a trained model.")
@@ -118,8 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rows per Parquet file (default %(default)s); a stopped run loses at most the file "
                             "being gathered, which --resume redoes")
     scale.add_argument("--resume", action="store_true",
-                       help="skip the images already in the --parquet folder (rerun the same command after an "
-                            "interruption); --json/--csv get them first")
+                       help="skip the images already in the --parquet folder or --jsonl file (rerun the same "
+                            "command after an interruption); the other outputs get them first")
+    scale.add_argument("--jsonl", metavar="FILE", help="write results as JSON Lines: one object a line, each line "
+                                                       "whole on disk as soon as its image is done")
+    scale.add_argument("--read_timeout", type=POSITIVE_SECONDS, default=60.0, metavar="SECONDS",
+                       help="URIs (s3://...): give up on a read after this long (default %(default)g)")
 
     train = subcommands.add_parser("train", parents=[common], help="train a model on UTKFace (and labelled photo sets)",
                                    description="Train a model on UTKFace and labelled photo sets such as FairFace, and "
@@ -207,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
     quantize.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
                           help="the data the model was trained on (as given to train)")
+    calibrate = subcommands.add_parser("calibrate", parents=[common], help="store what `report` corrects with",
+                                       description="Run a saved model on the validation parts of its data (as evaluate "
+                                                   "does) and store its predictions with the true labels in its folder "
+                                                   "and manifest (calibration.npz), replacing any earlier one. train "
+                                                   "does this itself; this is for older models.")
+    calibrate.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
+    calibrate.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
+                           help="the data the model was trained on (as given to train)")
+    from face_analysis.reporting import command as report_command
+
+    report_command.add_parser(subcommands, parents=[common])
     return parser
 
 
@@ -235,12 +252,13 @@ def _stop_on_signal(signum, frame) -> None:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.command == "run" else logging.INFO, format="%(message)s")
     run_command = {"run": commands.command_run, "train": commands.command_train,
                    "evaluate": commands.command_evaluate, "serve": commands.command_serve,
-                   "quantize": commands.command_quantize}[args.command]
+                   "quantize": commands.command_quantize, "calibrate": commands.command_calibrate,
+                   "report": commands.command_report}[args.command]
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, _stop_on_signal) for signum in STOP_SIGNALS}
     else:
@@ -266,3 +284,16 @@ def main(argv=None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def main(argv=None) -> int:
+    """The command line; a process whose URI reads never answered ends at once, its outputs closed and valid:
+    waiting for those reads (pyarrow's clean-up at exit does) could take for ever. Not when called in-process."""
+    status = _main(argv)
+    from face_analysis.io import remote
+
+    if argv is None and remote.reads_in_flight():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from face_analysis import paths
-from face_analysis.errors import UsageError
+from face_analysis.errors import ModelError, UsageError
 from face_analysis.extras import require
 
 TRAIN_MODULES = ("tensorflow", "keras", "nncf")  # the [train] extra: training, export and int8 quantization
@@ -51,7 +51,8 @@ def _check_run_args(args) -> None:
     if not images and args.video is None:
         raise UsageError("give --img PATH..., --img_list FILE or --video [SOURCE]")
     if args.video is not None:
-        given = [f"--{name}" for name in ("img_list", "parquet", "resume", "ray_address") if getattr(args, name)]
+        names = ("img_list", "parquet", "jsonl", "resume", "ray_address")
+        given = [f"--{name}" for name in names if getattr(args, name)]
         if args.engine != "local" or given:
             raise UsageError(f"{(given or ['--engine ray'])[0]} is for images (--img, --img_list), not --video")
     if args.engine == "ray" and (args.output or args.show):
@@ -85,14 +86,16 @@ def command_run(args) -> int:
 
     summary = images.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet,
                                 img_list=args.img_list, parquet_dir=args.parquet, resume=args.resume,
-                                parquet_rows=args.parquet_rows)
+                                parquet_rows=args.parquet_rows, jsonl_path=args.jsonl, read_timeout=args.read_timeout)
     return _images_done(summary, args.quiet)
 
 
 def _images_done(summary, quiet: bool) -> int:
     if not quiet:
         print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
-              f"{summary.failed} failed", file=sys.stderr)
+              f"{summary.failed} failed" + "".join(f"; {part}" for part in (
+                  summary.skipped_rows, summary.duplicates and f"{summary.duplicates} duplicate input(s)") if part),
+              file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -103,7 +106,8 @@ def _run_ray(args) -> int:
     settings = ray_engine.AnalyzerSettings(args.model_type, args.model_path, args.detector, args.detect_size or None,
                                            args.min_face, args.threads, args.tta, args.precision)
     summary = ray_engine.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
-                                        args.parquet, args.resume, args.parquet_rows, args.ray_address)
+                                        args.parquet, args.resume, args.parquet_rows, args.ray_address, args.jsonl,
+                                        args.read_timeout)
     return _images_done(summary, args.quiet)
 
 
@@ -160,6 +164,11 @@ def command_train(args) -> int:
         print("this worker is done; the chief saves the model", file=sys.stderr)
         return 0
     print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
+    try:
+        _calibrate(model_dir, config.data_paths)
+    except Exception as error:  # noqa: BLE001 - the model is saved; its calibration can be made later
+        print(f"warning: no calibration stored with the model ({error}); `calibrate --model_path {model_dir} "
+              "--data_path ...` makes it", file=sys.stderr)
     if args.eval:
         from face_analysis.evaluation import evaluate, metrics
 
@@ -167,3 +176,51 @@ def command_train(args) -> int:
                                                  stats_dir=stats_dir).values():
             print(f"test part: {metrics.headline(figures)}", file=sys.stderr)
     return 0
+
+
+def _calibrate(model_dir, data_paths) -> None:
+    """The model's predictions on the validation parts of its saved split (as `evaluate` runs it) with their
+    labels, stored in its folder as calibration.npz and in its manifest (replacing an earlier one)."""
+    from face_analysis.evaluation import evaluate
+    from face_analysis.models import store as model_store
+    from face_analysis.reporting import calibration
+
+    info = model_store.read_model_info(model_dir, skip={calibration.FILE_NAME})
+    try:
+        model_store.read_model_info(model_dir)
+    except ModelError:  # the earlier calibration is damaged: it goes first (the model would not load with it)
+        model_store.add_files(model_dir, {}, remove={calibration.FILE_NAME})
+    built = calibration.build_calibration(evaluate.held_out_predictions(model_dir, data_paths, "val"),
+                                          info["model_type"])
+    model_store.add_files(model_dir, {calibration.FILE_NAME: calibration.calibration_bytes(built)})
+    print(f"stored {model_dir / calibration.FILE_NAME}: the {info['model_type']} model's predictions on "
+          f"{len(built)} held-out faces ({', '.join(f'{a} {int((y >= 0).sum())}' for a, y in built.labels.items())} "
+          "labelled), for `report`", file=sys.stderr)
+
+
+def command_calibrate(args) -> int:
+    from face_analysis.models import store as model_store
+
+    _calibrate(model_store.resolve_model_dir(None, args.model_path), args.data_path)
+    return 0
+
+
+def _check_calibrated(directory) -> None:
+    """A model folder for `report`: every file checked against its manifest, the calibration listed there."""
+    import json
+
+    from face_analysis.models import store as model_store
+    from face_analysis.reporting.calibration import FILE_NAME
+
+    model_store.read_model_info(directory)
+    listed = json.loads((directory / model_store.MANIFEST).read_text())
+    if (directory / FILE_NAME).exists() and FILE_NAME not in listed:
+        raise ModelError(f"{directory / FILE_NAME}: not in the model's {model_store.MANIFEST} (not made by "
+                         f"`calibrate`); make it again with `calibrate --model_path {directory} --data_path ...`")
+
+
+def command_report(args) -> int:
+    from face_analysis.models import store as model_store
+    from face_analysis.reporting import command
+
+    return command.run_report(args, model_store.default_model_dir, _check_calibrated)

@@ -27,6 +27,8 @@ def age_bucket(age: float) -> str:
 # the seven race groups map onto the five classes above
 AGE_GROUP_INTERVALS = {"0-2": (0, 2), "3-9": (3, 9), "10-19": (10, 19), "20-29": (20, 29), "30-39": (30, 39),
                        "40-49": (40, 49), "50-59": (50, 59), "60-69": (60, 69), "more than 70": (70, MAX_AGE)}
+# "3-9" and "10-19" as a spreadsheet saves them (dates): public copies of FairFace's CSV have them
+AGE_GROUP_ALIASES = {"03-Sep": "3-9", "Oct-19": "10-19"}
 GENDER_NAMES = {"male": 0, "female": 1}
 RACE_GROUPS = {"White": "white", "Black": "black", "East Asian": "asian", "Southeast Asian": "asian",
                "Indian": "indian", "Latino_Hispanic": "others", "Middle Eastern": "others"}

@@ -7,9 +7,22 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from face_analysis.labels import MAX_AGE
+from face_analysis.labels import AGE_BUCKETS, AGE_GROUP_INTERVALS, MAX_AGE
 
 AGES = np.arange(MAX_AGE + 1, dtype=np.float64)
+# the first and last whole year of each of the nine age groups (labels.AGE_GROUP_INTERVALS names the last "70+")
+GROUP_YEARS = dict(zip(AGE_BUCKETS, AGE_GROUP_INTERVALS.values()))
+
+
+def _group_matrix() -> np.ndarray:
+    """(MAX_AGE + 1, 9): 1 where an age (whole years) falls in a group."""
+    matrix = np.zeros((MAX_AGE + 1, len(AGE_BUCKETS)))
+    for column, (low, high) in enumerate(GROUP_YEARS.values()):
+        matrix[low:min(high, MAX_AGE) + 1, column] = 1
+    return matrix
+
+
+AGE_TO_GROUP = _group_matrix()
 
 
 def age_mean_std(distribution) -> tuple[float, float]:
@@ -17,6 +30,22 @@ def age_mean_std(distribution) -> tuple[float, float]:
     distribution = np.asarray(distribution, np.float64)
     mean = float(distribution @ AGES)
     return mean, float(np.sqrt(max(0.0, distribution @ (AGES - mean) ** 2)))
+
+
+def age_group_matrix(age_probs) -> np.ndarray:
+    """The nine age groups' probabilities of each row of age distributions, (N, MAX_AGE + 1) -> (N, 9)."""
+    age_probs = np.asarray(age_probs, np.float64)
+    if age_probs.shape[-1] != MAX_AGE + 1:
+        raise ValueError(f"an age distribution has {MAX_AGE + 1} values (0..{MAX_AGE}), not {age_probs.shape[-1]}")
+    return age_probs @ AGE_TO_GROUP
+
+
+def age_group_probabilities(age_probs, decimals: int | None = 4) -> dict[str, float]:
+    """The probability of each of the nine age groups ("0-2", ..., "70+") from one face's age distribution
+    (the model's softmax over ages 0..116): the sum over the group's years, rounded like run's other
+    probabilities (decimals=None: not rounded)."""
+    groups = age_group_matrix(np.asarray(age_probs, np.float64).reshape(-1))
+    return {name: float(p if decimals is None else round(float(p), decimals)) for name, p in zip(AGE_BUCKETS, groups)}
 
 
 @dataclass
@@ -37,6 +66,8 @@ class FacePrediction:
     face_size: int = 0  # the longer side of the box, in pixels
     too_small: bool = False
     track_id: int | None = None
+    # the nine age groups ("0-2", ..., "70+") from the age distribution: what `report` corrects and counts
+    age_group_probabilities: dict[str, float] | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -54,15 +85,17 @@ class ImageResult:
     height: int = 0
     faces: list[FacePrediction] = field(default_factory=list)
     error: str | None = None
+    model: str | None = None  # the model type that analysed it ("facenet", "normal"): `report` needs it
 
     @classmethod
     def from_json(cls, data: dict) -> ImageResult:
-        """The result `to_json` gave (as read back from a --json or --parquet output)."""
+        """The result `to_json` gave (as read back from a --json or --parquet output, older ones too)."""
         faces = [FacePrediction(**face) for face in data.get("faces") or []]
-        return cls(data["image"], data.get("width") or 0, data.get("height") or 0, faces, data.get("error"))
+        return cls(data["image"], data.get("width") or 0, data.get("height") or 0, faces, data.get("error"),
+                   data.get("model"))
 
     def to_json(self) -> dict:
-        return {"image": self.image, "width": self.width, "height": self.height,
+        return {"image": self.image, "model": self.model, "width": self.width, "height": self.height,
                 "faces": [face.to_json() for face in self.faces], "error": self.error}
 
 

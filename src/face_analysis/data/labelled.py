@@ -24,7 +24,7 @@ from face_analysis.detection import detectors as face_detection
 from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE
 from face_analysis.errors import DataError
 from face_analysis.io.images import decode_image, is_image_name
-from face_analysis.labels import AGE_GROUP_INTERVALS, GENDER_NAMES, RACE_GROUPS, RACES
+from face_analysis.labels import AGE_GROUP_ALIASES, AGE_GROUP_INTERVALS, GENDER_NAMES, RACE_GROUPS, RACES
 
 log = logging.getLogger(__name__)
 COLUMNS = ("file", "age", "gender", "race")
@@ -89,9 +89,13 @@ def parse_rows(rows: list[dict]) -> tuple[pd.DataFrame, Counter]:
     skipped, usable = Counter(), []
     for row in rows:
         values = {key: (row.get(key) or "").strip() for key in COLUMNS}
+        if any("\x00" in value for value in values.values()):
+            skipped["NUL byte"] += 1
+            continue
         if not all(values.values()):
             skipped["blank field"] += 1
             continue
+        values["age"] = AGE_GROUP_ALIASES.get(values["age"], values["age"])
         interval = AGE_GROUP_INTERVALS.get(values["age"])
         gender = GENDER_NAMES.get(values["gender"].lower())
         race = RACE_GROUPS.get(values["race"])

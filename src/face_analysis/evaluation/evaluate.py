@@ -17,6 +17,7 @@ from face_analysis.data.prepare import prepare_data, select_rows
 from face_analysis.evaluation.metrics import compute_metrics, photo_metrics, predict, prediction_frame
 from face_analysis.evaluation.report import photo_report, write_report, write_statistics_readme
 from face_analysis.io import guard as output_guard
+from face_analysis.io.writers import PROBABILITY_COLUMNS, probability_values
 from face_analysis.labels import DEFAULT_PRECISION, GENDERS, RACES
 from face_analysis.models import store as model_store
 
@@ -36,15 +37,8 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
         output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
     directory = model_store.resolve_model_dir(model_type, model_path)
     analyzer = FaceAnalyzer(model_type, directory, detector="none", tta=tta, precision=precision)
-    info = analyzer.info
-    model_type = info["model_type"]
-    split_table = pd.read_csv(directory / "split.csv", dtype={"sha256": str})  # in the checked manifest
-    data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
-    rows = select_rows(data.frame, split_table, split)
-    if len(rows) == 0:
-        raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
-    frame, images = data.frame.iloc[rows], data.images[rows]
-    predicted = prediction_frame(frame, predict(analyzer.predict_crops, images))
+    model_type = analyzer.model_type
+    predicted, images = chip_predictions(analyzer, data_paths, split, use_cache)
     metrics = {"model_type": model_type, "split": split, "precision": precision, "tta": tta,
                **compute_metrics(predicted)}
     if stats_dir is not None:
@@ -55,6 +49,23 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
         write_statistics_readme(stats_dir)
         log.info("evaluation report written to %s", out_dir)
     return metrics
+
+
+def split_table(directory: Path) -> pd.DataFrame:
+    """The model's saved split (sha256, split), in its checked manifest."""
+    return pd.read_csv(Path(directory) / "split.csv", dtype={"sha256": str})
+
+
+def chip_predictions(analyzer, data_paths, split: str, use_cache: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labels, predictions and probabilities of the UTKFace-named chips of the model's `split` part (its
+    saved split; data it never saw: all of it), and the chips."""
+    info = analyzer.info
+    data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
+    rows = select_rows(data.frame, split_table(analyzer.model_dir), split)
+    if len(rows) == 0:
+        raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
+    frame, images = data.frame.iloc[rows], data.images[rows]
+    return prediction_frame(frame, predict(analyzer.predict_crops, images)), images
 
 
 def _largest_face_predictions(analyzer, images: list[np.ndarray | None]) -> list:
@@ -84,8 +95,6 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
     """Evaluate a saved model on a labelled photo set (FairFace-style CSV) exactly as `run` analyses photos:
     the default detector, the model's crop, the compiled model at `precision` (`--tta` when tta). The part
     evaluated is the set's content-hash split."""
-    import hashlib
-
     from face_analysis.analyzer import FaceAnalyzer
     from face_analysis.data import labelled as labelled_sets
 
@@ -93,23 +102,7 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
         sources = output_guard.InputSet([set_path])
         output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
     analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0, tta=tta, precision=precision)
-    labelled = labelled_sets.load_labelled_set(set_path)
-    digests = [hashlib.sha256(labelled.images[name]).hexdigest() for name in labelled.frame["name"]]
-    frame = labelled.frame.assign(sha256=digests)
-    frame = utk_data.assign_splits(frame.drop_duplicates("sha256"))
-    if split != "all":
-        frame = frame[frame["split"] == split]
-    if frame.empty:
-        raise utk_data.DataError(f"{set_path}: no photo in its {split!r} part")
-    outputs = []
-    for start in tqdm(range(0, len(frame), 32), desc="evaluating photos", unit="batch"):
-        names = frame["name"].iloc[start:start + 32]
-        outputs += _largest_face_predictions(analyzer, [_decoded_or_none(labelled.images[n], n) for n in names])
-    predicted = frame.reset_index(drop=True).assign(
-        found=[o is not None for o in outputs],
-        predicted_age=[o.age if o else np.nan for o in outputs],
-        predicted_gender=[GENDERS.index(o.gender) if o else -1 for o in outputs],
-        predicted_race=[RACES.index(o.race) if o else -1 for o in outputs])
+    predicted = photo_predictions(analyzer, set_path, split)
     source = labelled_sets.label_csv(set_path).parent.name.lower()
     metrics = {"model_type": analyzer.model_type, "source": source, "split": split, "detector": detector,
                "precision": precision, "tta": tta, **photo_metrics(predicted)}
@@ -122,6 +115,60 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
         write_statistics_readme(stats_dir)
         log.info("evaluation report written to %s", out_dir)
     return metrics
+
+
+def photo_predictions(analyzer, set_path: Path, split: str, model_split: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The labels, predictions and probabilities (run's CSV columns; NaN where no face was found) of the photos
+    of a labelled set's `split` part: its content-hash split, or with model_split the model's saved one."""
+    import hashlib
+
+    from face_analysis.data import labelled as labelled_sets
+
+    labelled = labelled_sets.load_labelled_set(set_path)
+    digests = [hashlib.sha256(labelled.images[name]).hexdigest() for name in labelled.frame["name"]]
+    frame = utk_data.assign_splits(labelled.frame.assign(sha256=digests).drop_duplicates("sha256"))
+    if model_split is not None:
+        frame = frame.iloc[select_rows(frame, model_split, split)]
+    elif split != "all":
+        frame = frame[frame["split"] == split]
+    if frame.empty:
+        raise utk_data.DataError(f"{set_path}: no photo in its {split!r} part")
+    outputs = []
+    for start in tqdm(range(0, len(frame), 32), desc="evaluating photos", unit="batch"):
+        names = frame["name"].iloc[start:start + 32]
+        outputs += _largest_face_predictions(analyzer, [_decoded_or_none(labelled.images[n], n) for n in names])
+    probabilities = np.array([probability_values(o) if o else [np.nan] * len(PROBABILITY_COLUMNS) for o in outputs],
+                             np.float64).reshape(len(outputs), len(PROBABILITY_COLUMNS))
+    return frame.reset_index(drop=True).assign(
+        found=[o is not None for o in outputs],
+        predicted_age=[o.age if o else np.nan for o in outputs],
+        predicted_gender=[GENDERS.index(o.gender) if o else -1 for o in outputs],
+        predicted_race=[RACES.index(o.race) if o else -1 for o in outputs],
+        **dict(zip(PROBABILITY_COLUMNS, probabilities.T)))
+
+
+def held_out_predictions(model_path: Path, data_paths, split: str = "val", detector: str = "yunet",
+                         use_cache: bool = True) -> pd.DataFrame:
+    """The model's predictions with their probabilities and true labels on the `split` part of its saved split
+    (`calibrate`: the validation part), each source as `evaluate` runs it: UTKFace chips as they are, labelled
+    photo sets through the detector and the model's crop, the compiled model at its default precision. One
+    table (age labels as "age_lo", years), for reporting.calibration.build_calibration."""
+    from face_analysis.analyzer import FaceAnalyzer
+    from face_analysis.data import labelled as labelled_sets
+
+    chips, photo_sets = labelled_sets.split_sources(data_paths)
+    parts = []
+    if chips:
+        analyzer = FaceAnalyzer(None, model_path, detector="none")
+        parts.append(chip_predictions(analyzer, chips, split, use_cache)[0].assign(found=True))
+    if photo_sets:
+        analyzer = FaceAnalyzer(None, model_path, detector, min_face=0)
+        parts += [photo_predictions(analyzer, path, split, split_table(analyzer.model_dir)) for path in photo_sets]
+    if not parts:
+        raise utk_data.DataError("no data given: UTKFace folders or archives, labelled photo sets")
+    columns = ["sha256", "age_lo", "gender", "race", "found", "predicted_gender", "predicted_race",
+               *PROBABILITY_COLUMNS]
+    return pd.concat([part[columns] for part in parts], ignore_index=True)
 
 
 def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths, split: str = "test",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import classification_report, confusion_matrix
 from tqdm import tqdm
 
+from face_analysis.io.writers import PROBABILITY_COLUMNS
 from face_analysis.labels import AGE_BUCKETS, GENDERS, RACES, age_bucket
-from face_analysis.results import AGES
+from face_analysis.results import AGES, age_group_matrix
 
 CHILDHOOD_END = 10  # per-race figures are also reported for this age and over
 
@@ -24,12 +24,21 @@ def predict(predict_batch, images: np.ndarray, batch_size: int = 64) -> dict[str
     return {k: np.concatenate(v) for k, v in outputs.items()}
 
 
+def probability_columns(outputs: dict) -> dict[str, np.ndarray]:
+    """The columns of `run --csv`'s probabilities (io.writers.PROBABILITY_COLUMNS: race 5, gender 2, age group
+    9) from the model's softmax outputs, rounded as run rounds them: what `calibrate` and benchmarks/audit.py
+    read from the predictions."""
+    values = np.concatenate([np.asarray(outputs["race"], np.float64), np.asarray(outputs["gender"], np.float64),
+                             age_group_matrix(outputs["age"])], axis=1).round(4)
+    return dict(zip(PROBABILITY_COLUMNS, values.T))
+
+
 def prediction_frame(frame: pd.DataFrame, outputs: dict) -> pd.DataFrame:
-    """The labels with the predicted age, gender and race of each image."""
+    """The labels with the predicted age, gender and race of each image, and the probabilities."""
     return frame.assign(
         predicted_age=outputs["age"].astype(np.float64) @ AGES,
         predicted_gender=outputs["gender"].argmax(1), predicted_race=outputs["race"].argmax(1),
-        bucket=frame["age"].map(age_bucket)).reset_index(drop=True)
+        bucket=frame["age"].map(age_bucket), **probability_columns(outputs)).reset_index(drop=True)
 
 
 def _group_figures(predicted: pd.DataFrame, column: str, names) -> list[dict]:
@@ -44,6 +53,8 @@ def _group_figures(predicted: pd.DataFrame, column: str, names) -> list[dict]:
 
 def compute_metrics(predicted: pd.DataFrame) -> dict:
     """All the figures of an evaluation, JSON-ready."""
+    from sklearn.metrics import classification_report, confusion_matrix  # (not needed for calibrate's predictions)
+
     error = (predicted["predicted_age"] - predicted["age"]).abs()
     by_bucket = [{"bucket": b, "images": int((predicted["bucket"] == b).sum()),
                   "age_mae": float(error[predicted["bucket"] == b].mean()) if (predicted["bucket"] == b).any() else None}

@@ -13,7 +13,7 @@ from typing import Iterable
 from face_analysis.errors import UsageError
 
 # what a results file of this tool starts with (a JSON list or object, a CSV with this tool's header)
-_SIGNATURES = {"json": (b"[", b"{"), "csv": (b"image,",)}
+_SIGNATURES = {"json": (b"[", b"{"), "csv": (b"image,",), "jsonl": (b"{",)}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -107,9 +107,10 @@ def check_output_file(option: str, path: str | Path | None, inputs: InputSet, ki
                          "remove it or choose another name")
 
 
-def check_result_outputs(inputs: InputSet, json_path, csv_path, output, output_kind: str) -> None:
-    """The checks every run makes: --json, --csv and an --output file each against the inputs, and apart."""
-    check_distinct({"--json": json_path, "--csv": csv_path, "--output": output})
+def check_result_outputs(inputs: InputSet, json_path, csv_path, output, output_kind: str, jsonl_path=None) -> None:
+    """The checks every run makes: --json, --csv, --jsonl and an --output file each against the inputs, and apart."""
+    check_distinct({"--json": json_path, "--csv": csv_path, "--jsonl": jsonl_path, "--output": output})
+    check_output_file("--jsonl", jsonl_path, inputs, "jsonl")
     check_output_file("--json", json_path, inputs, "json")
     check_output_file("--csv", csv_path, inputs, "csv")
     check_output_file("--output", output, inputs, output_kind)
@@ -168,12 +169,13 @@ def check_stats_folder(option: str, folder: Path, inputs: InputSet, owned_names:
         raise UsageError(f"{option} {folder}: holds files this tool did not write; choose an empty or new folder")
 
 
-def check_parquet_folder(folder: str | Path | None, inputs: InputSet, resume: bool) -> None:
-    """Refuse a --parquet folder that is an input file or holds files this tool did not write; one holding an
-    earlier run's results only with --resume (which continues it)."""
+def check_parquet_folder(folder: str | Path | None, inputs: InputSet, resume: bool, jsonl: bool = False) -> None:
+    """Refuse a --parquet folder that is an input file, holds files this tool did not write or is being written
+    by another run; one holding an earlier run's results only with --resume (which continues it)."""
     if folder is None:
-        if resume:
-            raise UsageError("--resume continues the results of a --parquet folder: give --parquet DIR")
+        if resume and not jsonl:
+            raise UsageError("--resume continues the results of a --parquet folder or a --jsonl file: "
+                             "give --parquet DIR or --jsonl FILE")
         return
     folder = Path(folder)
     same = inputs.same_as(folder)
@@ -183,9 +185,13 @@ def check_parquet_folder(folder: str | Path | None, inputs: InputSet, resume: bo
         raise UsageError(f"--parquet {folder}: is a file, not a folder")
     if not folder.is_dir():
         return
+    from face_analysis.io.durable import folder_locked
     from face_analysis.io.writers import PARQUET_PREFIX
 
     names = [entry.name for entry in folder.iterdir()]
+    if folder_locked(folder):
+        raise UsageError(f"--parquet {folder}: another run is writing this folder; wait for it or choose another "
+                         "folder")
     foreign = [n for n in names if not n.lstrip(".").startswith(PARQUET_PREFIX)]
     if foreign:
         raise UsageError(f"--parquet {folder}: holds files this tool did not write ({foreign[0]}); "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import posixpath
 import re
 import stat
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from face_analysis.errors import ImageError, UsageError
+from face_analysis.errors import ImageError
+from face_analysis.io import remote
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
 MAX_PIXELS = 40_000_000  # larger images are decoded at a reduced size (JPEG) or refused
@@ -81,22 +83,23 @@ def is_uri(path: str | Path) -> bool:
     return "://" in str(path)
 
 
-def _read_uri_bytes(uri: str) -> bytes:
-    from pyarrow import fs
+def image_key(name: str, base: str | None = None) -> str:
+    """What identifies an image however it is named: a local path made absolute against `base` (default: the
+    current folder) with its links resolved; a URI with its scheme and host in lower case and its path
+    normalised (file:// URIs as the local path they name)."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
 
+    name = str(name)
+    if is_uri(name):
+        parts = urlsplit(name)
+        if parts.scheme.lower() != "file":
+            path = posixpath.normpath(re.sub("/+", "/", parts.path)) if parts.path else ""
+            return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+        name = unquote(parts.path)
     try:
-        filesystem, inner = fs.FileSystem.from_uri(uri)
-        info = filesystem.get_file_info(inner)
-        if info.type == fs.FileType.NotFound:
-            raise ImageError(uri, "no such file")
-        if info.type != fs.FileType.File:
-            raise ImageError(uri, "not a file")
-        if info.size is not None and info.size > MAX_FILE_BYTES:
-            raise ImageError(uri, f"file too large ({info.size:,} bytes, at most {MAX_FILE_BYTES:,})")
-        with filesystem.open_input_stream(inner) as stream:
-            return stream.read(MAX_FILE_BYTES + 1)
-    except (OSError, ValueError) as error:  # pyarrow's errors: unknown scheme, no credentials, network
-        raise ImageError(uri, f"cannot read ({one_line(error)})") from None
+        return os.path.realpath(os.path.join(base or os.getcwd(), name))
+    except (OSError, ValueError):
+        return os.path.join(base or "", name)
 
 
 def one_line(error: BaseException) -> str:
@@ -105,11 +108,11 @@ def one_line(error: BaseException) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def read_image_bytes(path: str | Path) -> bytes:
+def read_image_bytes(path: str | Path, timeout: float | None = remote.DEFAULT_TIMEOUT) -> bytes:
     """The bytes of an image file, refusing without opening it anything that is not a regular file (a FIFO would
     block, a device never ends) and anything over MAX_FILE_BYTES; raises ImageError naming the file and the reason.
-    URIs (s3://...) are read through pyarrow's file systems."""
-    data = _read_uri_bytes(str(path)) if is_uri(path) else _read_local_bytes(path)
+    URIs (s3://...) are read through pyarrow's file systems, giving up after `timeout` seconds."""
+    data = remote.read_uri_bytes(str(path), MAX_FILE_BYTES, timeout) if is_uri(path) else _read_local_bytes(path)
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(path, f"file too large (more than {MAX_FILE_BYTES:,} bytes)")
     return data
@@ -137,9 +140,10 @@ def _read_local_bytes(path: str | Path) -> bytes:
     return data
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8; raises ImageError naming the file and the reason."""
-    data = read_image_bytes(path)
+def load_image(path: str | Path, timeout: float | None = remote.DEFAULT_TIMEOUT) -> np.ndarray:
+    """Read an image file as RGB uint8 (a URI: giving up after `timeout` seconds); raises ImageError naming the
+    file and the reason."""
+    data = read_image_bytes(path, timeout)
     try:
         return decode_image(data, str(path))
     except ImageError as error:
@@ -198,34 +202,6 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
                 yield ImageError(item, "no such file or folder")
         except OSError as error:  # a name longer than the system allows, a folder that vanished...
             yield ImageError(item, f"cannot read ({error.strerror or error})")
-
-
-def read_image_list(path: str | Path) -> list[str]:
-    """The image paths listed in a file, one a row: a Parquet or CSV file (its column "path", else its first
-    column) or a text file (one path a line; blank lines and lines starting with # are skipped)."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-            column = table.column("path" if "path" in table.column_names else 0)
-            return [str(value) for value in column.to_pylist() if value is not None and str(value).strip()]
-        if path.suffix.lower() == ".csv":
-            import csv
-
-            with open(path, newline="", encoding="utf-8") as file:
-                rows = list(csv.reader(file))
-            if not rows:
-                return []
-            column = rows[0].index("path") if "path" in rows[0] else 0
-            return [row[column] for row in rows[1:] if len(row) > column and row[column].strip()]
-        with open(path, encoding="utf-8") as file:
-            return [line.rstrip("\n") for line in file if line.strip() and not line.startswith("#")]
-    except FileNotFoundError:
-        raise UsageError(f"--img_list {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        raise UsageError(f"--img_list {path}: cannot read the list ({one_line(error)})") from None
 
 
 def as_rgb(image, bgr: bool = False) -> np.ndarray:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import io
 import json
 import os
 import signal
@@ -11,111 +12,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from face_analysis.errors import UsageError
-from face_analysis.labels import RACES
+from face_analysis.io.durable import DurableText, FolderLock, JsonLinesWriter, OutputError, output_error
+from face_analysis.io.drawing import describe_face, draw_faces, face_label  # noqa: F401 - where callers find them
+from face_analysis.labels import AGE_BUCKETS, GENDERS, RACES
 from face_analysis.results import FacePrediction, ImageResult
 
+# then every class's probability, as `report` reads them (the names pandas.json_normalize gives --json's fields)
+PROBABILITY_COLUMNS = ([f"race_probabilities.{name}" for name in RACES] +
+                       [f"gender_probabilities.{name}" for name in GENDERS] +
+                       [f"age_group_probabilities.{name}" for name in AGE_BUCKETS])
 CSV_COLUMNS = ["image", "frame", "track_id", "x", "y", "w", "h", "age", "age_std", "gender",
-               "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small"]
-BOX_COLOUR, SMALL_COLOUR, TEXT_COLOUR = (0, 255, 0), (255, 200, 0), (0, 0, 0)  # RGB
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-MIN_FONT_SCALE, MAX_FONT_SCALE = 0.3, 3.0  # 0.3: about 7 px high, the smallest readable Hershey text
+               "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small",
+               "model", *PROBABILITY_COLUMNS]
 
 
-def face_label(face: FacePrediction, short: bool = False) -> str:
-    """"32y male white", or "32 M W" for small faces; "" for a face too small to analyse."""
-    if face.too_small:
-        return ""
-    if short:
-        return f"{face.age:.0f} {face.gender[0].upper()} {face.race[0].upper()}"
-    return f"{face.age:.0f}y {face.gender} {face.race}"
-
-
-def describe_face(face: FacePrediction) -> str:
-    """A readable line: box, age with its spread, gender and race with their probabilities."""
-    x, y, w, h = face.box
-    where = f"face at ({x},{y}) {w}x{h}"
-    if face.too_small:
-        return f"{where}: too small to analyse ({face.face_size} px)"
-    return (f"{where}: age {face.age:.0f} (±{face.age_std:.0f}), "
-            f"{face.gender} ({face.gender_probability:.0%}), {face.race} ({face.race_probabilities[face.race]:.0%})")
-
-
-def _overlaps(a, b) -> bool:
-    """Whether two (x0, y0, x1, y1) rectangles overlap."""
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _label_spot(box, size, image_shape, taken) -> tuple[int, int, int, int]:
-    """Where a label of `size` (w, h) goes: above the box, else below it, else inside its top, whichever
-    first stays in the image and covers no other face or label; above when none does."""
-    x, y, w, h = box
-    tw, th = size
-    height, width = image_shape[:2]
-    left = min(max(0, x), max(0, width - tw))
-    candidates = [(left, y - th), (left, y + h), (left, y)]
-    for cx, cy in candidates:
-        rect = (cx, cy, cx + tw, cy + th)
-        if cy >= 0 and cy + th <= height and not any(_overlaps(rect, other) for other in taken):
-            return rect
-    cy = min(max(0, y - th), max(0, height - th))
-    return left, cy, left + tw, cy + th
-
-
-def _fitted_label(face: FacePrediction) -> tuple[str, float]:
-    """The label and the font scale for a face: the scale follows the face's width, and the full label gives
-    way to the short one when it would reach far beyond the face, then shrinks (not below a readable size)."""
-    w = face.box[2]
-    scale = min(max(w / 170, MIN_FONT_SCALE), MAX_FONT_SCALE)
-    text = face_label(face)
-    if cv2.getTextSize(text, FONT, scale, 1)[0][0] > 1.6 * w:
-        text = face_label(face, short=True)
-        width = cv2.getTextSize(text, FONT, scale, 1)[0][0]
-        scale = max(MIN_FONT_SCALE, min(scale, scale * 1.4 * w / width))
-    if face.track_id is not None:
-        text += f" #{face.track_id}"
-    return text, scale
-
-
-def draw_faces(image: np.ndarray, faces: list[FacePrediction], alpha: float = 0.65) -> np.ndarray:
-    """A copy of an RGB image with a box on every face and a label where it covers no other face.
-
-    Text size and line width follow each face's size, so labels stay readable from 400 px thumbnails to
-    4000 px photos and do not spill over the neighbours in a crowd; small faces get a shortened label, faces
-    too small to analyse a thin box and none. Labels sit on a semi-opaque background."""
-    out = image.copy()
-    boxes = [(x, y, x + w, y + h) for x, y, w, h in (f.box for f in faces)]
-    taken = list(boxes)
-    labels = []
-    for face, rect in zip(faces, boxes):
-        thickness = max(1, round(face.box[2] / 90))
-        if face.too_small:
-            cv2.rectangle(out, rect[:2], rect[2:], SMALL_COLOUR, 1)
-            continue
-        cv2.rectangle(out, rect[:2], rect[2:], BOX_COLOUR, thickness)
-        text, scale = _fitted_label(face)
-        weight = max(1, round(scale * 1.6))
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, weight)
-        pad = max(2, round(th / 4))
-        spot = _label_spot(face.box, (tw + 2 * pad, th + base + 2 * pad), image.shape, taken)
-        taken.append(spot)
-        labels.append((spot, text, scale, weight, base, pad))
-    if labels:
-        overlay = out.copy()
-        for spot, *_ in labels:
-            cv2.rectangle(overlay, spot[:2], (spot[2] - 1, spot[3] - 1), BOX_COLOUR, -1)
-        out = cv2.addWeighted(overlay, alpha, out, 1 - alpha, 0)
-        for (x0, y0, _, y1), text, scale, weight, base, pad in labels:
-            cv2.putText(out, text, (x0 + pad, y1 - base - pad), FONT, scale, TEXT_COLOUR, weight, cv2.LINE_AA)
-    return out
-
-
-def open_output(path: str | Path):
+def open_output(path: str | Path, append: bool = False):
     """A text stream for a results file; "-" is stdout. Fails early with a clear error; the file is locked
-    while written, so a second run writing the same file is refused instead of interleaving with this one."""
+    while written, so a second run writing the same file is refused instead of interleaving with this one.
+    append: keep what the file holds (--resume), else it is emptied."""
     if str(path) == "-":
         return sys.stdout
     path = Path(path)
@@ -129,52 +44,68 @@ def open_output(path: str | Path):
     except OSError:
         os.close(descriptor)
         raise UsageError(f"{path}: another run is writing this file; wait for it or choose another file") from None
-    os.ftruncate(descriptor, 0)
+    if not append:
+        os.ftruncate(descriptor, 0)
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
 
 
 class JsonListWriter:
-    """Writes a JSON list one item at a time, flushed after each, so results survive a crash."""
+    """Writes a JSON list one item at a time; the file is a valid JSON list after each item (its closing `]` is
+    written with every item), so results survive a crash, SIGKILL or a full disk."""
 
-    def __init__(self, path: str | Path):
-        self.stream, self.count = open_output(path), 0
-        self.stream.write("[")
+    def __init__(self, path: str | Path, option: str = "--json"):
+        self.file, self.count = DurableText(path, option), 0
+        self.file.commit("[", tail="\n]\n")
 
     def write(self, item: dict) -> None:
-        self.stream.write(("," if self.count else "") + "\n" + json.dumps(item, ensure_ascii=False))
+        self.file.commit(("," if self.count else "") + "\n" + json.dumps(item, ensure_ascii=False), tail="\n]\n")
         self.count += 1
-        self.stream.flush()
 
     def close(self) -> None:
-        self.stream.write("\n]\n")
-        self.stream.flush()
-        if self.stream is not sys.stdout:
-            self.stream.close()
+        self.file.close()
 
 
 class CsvWriter:
     """Writes one CSV row per face, flushed after each image or frame."""
 
-    def __init__(self, path: str | Path):
-        self.stream = open_output(path)
+    def __init__(self, path: str | Path, option: str = "--csv"):
+        self.file, self.stream = DurableText(path, option), io.StringIO()  # an image's rows, written whole
         self.writer = csv.writer(self.stream)
         self.writer.writerow(CSV_COLUMNS)
+        self.flush()
+
+    def flush(self) -> None:
+        self.file.commit(self.stream.getvalue())
+        self.stream.seek(0)
+        self.stream.truncate()
 
     def write(self, result: ImageResult, frame: int | None = None) -> None:
         for face in result.faces:
             race_probability = face.race_probabilities[face.race] if face.race else None
             row = [result.image, frame, face.track_id, *face.box, face.age, face.age_std, face.gender,
                    face.gender_probability, face.race, race_probability, face.detection_score, face.face_size,
-                   int(face.too_small)]
+                   int(face.too_small), result.model, *probability_values(face)]
             self.writer.writerow(["" if value is None else value for value in row])
-        self.stream.flush()
+        self.flush()
 
     def close(self) -> None:
-        if self.stream is not sys.stdout:
-            self.stream.close()
+        self.file.close()
+
+
+def probability_values(face: FacePrediction) -> list:
+    """The values of PROBABILITY_COLUMNS for a face (None where it has none: too small, or an older result);
+    the gender's from its predicted gender and that gender's probability."""
+    races, groups = face.race_probabilities or {}, face.age_group_probabilities or {}
+    genders = {}
+    if face.gender in GENDERS and face.gender_probability is not None:
+        genders = {name: face.gender_probability if name == face.gender else round(1 - face.gender_probability, 4)
+                   for name in GENDERS}
+    return ([races.get(name) for name in RACES] + [genders.get(name) for name in GENDERS] +
+            [groups.get(name) for name in AGE_BUCKETS])
 
 
 PARQUET_PREFIX = "results-"
+BASE_KEY = b"face_analysis.base"  # a result file's metadata: the folder its relative image names start from
 
 
 def parquet_schema():
@@ -185,8 +116,9 @@ def parquet_schema():
         ("box", pa.list_(pa.int64())), ("age", pa.float64()), ("age_std", pa.float64()), ("gender", pa.string()),
         ("gender_probability", pa.float64()), ("race", pa.string()),
         ("race_probabilities", pa.struct([(race, pa.float64()) for race in RACES])),
-        ("detection_score", pa.float64()), ("face_size", pa.int64()), ("too_small", pa.bool_())])
-    return pa.schema([("image", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
+        ("detection_score", pa.float64()), ("face_size", pa.int64()), ("too_small", pa.bool_()),
+        ("age_group_probabilities", pa.struct([(group, pa.float64()) for group in AGE_BUCKETS]))])
+    return pa.schema([("image", pa.string()), ("model", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
                       ("faces", pa.list_(face)), ("error", pa.string())])
 
 
@@ -216,7 +148,11 @@ class ParquetWriter:
 
     def __init__(self, folder: str | Path, rows_per_file: int = 10_000, seconds_per_file: float = 60.0):
         self.folder, self.rows_per_file, self.seconds_per_file = Path(folder), rows_per_file, seconds_per_file
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise output_error("--parquet", folder, error) from None
+        self.lock = FolderLock(self.folder)  # a second run writing here is refused; also proves it is writable
         self.run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         self.rows, self.files, self.started = [], 0, time.monotonic()
 
@@ -235,31 +171,42 @@ class ParquetWriter:
 
         name = f"{PARQUET_PREFIX}{self.run}-{self.files:05d}.parquet"
         tmp = self.folder / f".{name}.tmp"
-        pq.write_table(pa.Table.from_pylist(self.rows, schema=parquet_schema()), tmp)
-        os.replace(tmp, self.folder / name)
+        table = pa.Table.from_pylist(self.rows, schema=parquet_schema())
+        try:  # the folder the names were given from, so that --resume knows relative names however it is run
+            pq.write_table(table.replace_schema_metadata({BASE_KEY: os.getcwd()}), tmp)
+            os.replace(tmp, self.folder / name)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise output_error("--parquet", self.folder, error) from None
         self.rows, self.files = [], self.files + 1
 
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self.lock.release()
 
 
 class ResultWriters:
     """The --json, --csv and --parquet outputs of a run together; any may be absent. Use it as a context
     manager."""
 
-    def __init__(self, json_path=None, csv_path=None, parquet_dir=None, parquet_rows: int = 10_000):
-        self.json = self.csv = self.parquet = None
-        try:
+    def __init__(self, json_path=None, csv_path=None, parquet_dir=None, parquet_rows: int = 10_000, jsonl_path=None,
+                 resume: bool = False):
+        self.json = self.csv = self.parquet = self.jsonl = None
+        try:  # the folder first: a --parquet that cannot be written is refused before --json is emptied
+            self.parquet = ParquetWriter(parquet_dir, parquet_rows) if parquet_dir else None
+            self.jsonl = JsonLinesWriter(jsonl_path, append=resume) if jsonl_path else None
             self.json = JsonListWriter(json_path) if json_path else None
             self.csv = CsvWriter(csv_path) if csv_path else None
-            self.parquet = ParquetWriter(parquet_dir, parquet_rows) if parquet_dir else None
         except BaseException:
             self.close()  # the JSON file, if opened, is closed as a valid empty list and unlocked
             raise
-        self.to_stdout = "-" in (str(json_path), str(csv_path))
+        self.to_stdout = "-" in (str(json_path), str(csv_path), str(jsonl_path))
 
-    def write(self, result: ImageResult, frame: int | None = None, to_parquet: bool = True) -> None:
-        """Every output of one result (to_parquet=False: not --parquet, which holds it already); a stop signal
+    def write(self, result: ImageResult, frame: int | None = None, to_parquet: bool = True,
+              to_jsonl: bool = True) -> None:
+        """Every output of one result (to_parquet/to_jsonl=False: not the output that holds it already); a signal
         (SIGTERM, SIGHUP, Ctrl-C) arriving meanwhile is held back until all are written, so that the JSON and
         the CSV always hold the same images."""
         held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
@@ -272,13 +219,21 @@ class ResultWriters:
                 self.csv.write(result, frame)
             if self.parquet and to_parquet:
                 self.parquet.write(row)
+            if self.jsonl and to_jsonl:
+                self.jsonl.write(row if frame is None else {"frame": frame, **row})
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def close(self) -> None:
-        for writer in (self.json, self.csv, self.parquet):
-            if writer:
-                writer.close()
+        errors = []
+        for writer in (self.json, self.csv, self.jsonl, self.parquet):  # each closed, whatever the others do
+            try:
+                if writer:
+                    writer.close()
+            except OutputError as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     def __enter__(self):
         return self

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from face_analysis import paths
+from face_analysis import extras, paths
 from face_analysis.labels import GENDERS, MAX_AGE, RACES
 from face_analysis.models import store as model_store
 
@@ -188,6 +188,7 @@ def load_lite_model(directory: Path, model_type: str | None = None, num_threads:
         return _compiled(path, num_threads, info), info
     path = tflite_path(directory)
     if not _cached_tflite_ok(path):
+        extras.require("--precision float32 (its first run builds the export)", "train", "tensorflow", "keras")
         seconds = BUILD_SECONDS.get(info["model_type"], 30)
         if path.is_file():
             log.warning("the cached TFLite file of the %s model does not match its recorded sha256: rebuilding it "

@@ -21,11 +21,15 @@ from face_analysis.labels import GENDERS, INPUT_SIZES, LEGACY_FACENET_STAGE, MAX
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-RESTORE_HINT = "restore the shipped models with `git checkout saved_model` or retrain with `python src/main.py train`"
+CALIBRATION = "calibration.npz"  # what `calibrate` adds (reporting.calibration.FILE_NAME)
+RESTORE_HINT = ("reinstall face-analysis to restore the shipped models" if paths.IS_INSTALLED else
+                "restore the shipped models with `git checkout saved_model` or retrain with `python src/main.py train`")
 
 
-def default_model_dir(model_type: str) -> Path:
-    return paths.SAVED_MODEL_DIR / f"{model_type}_model"
+def default_model_dir(model_type: str, for_writing: bool = False) -> Path:
+    """The shipped model's folder, or with for_writing where `train` saves by default (never into an installed
+    package: the current folder's saved_model/ there)."""
+    return (paths.TRAIN_MODEL_DIR if for_writing else paths.SAVED_MODEL_DIR) / f"{model_type}_model"
 
 
 def resolve_model_dir(model_type: str | None, model_path: str | Path | None) -> Path:
@@ -95,15 +99,17 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def add_files(directory: Path, files: dict[str, bytes]) -> None:
-    """Add (or replace) files in a saved model, as atomically as save_model: a checked copy of the folder
-    gets them and a new manifest, then takes the folder's place."""
+def add_files(directory: Path, files: dict[str, bytes], remove=()) -> None:
+    """Add (or replace) files in a saved model, or remove some, as atomically as save_model: a checked copy of
+    the folder gets them and a new manifest (their sha256 with the others'), then takes the folder's place."""
     directory = Path(directory)
-    read_model_info(directory)  # refuses a damaged model before anything is written
+    read_model_info(directory, skip={*files, *remove})  # refuses a damaged model (but for these files) first
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         shutil.copytree(directory, tmp)
+        for name in remove:
+            (tmp / name).unlink(missing_ok=True)
         _finish_folder(tmp, directory, files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -125,8 +131,9 @@ def _finish_folder(tmp: Path, directory: Path, files: dict[str, bytes] | None) -
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_model_info(directory: Path, model_type: str | None = None) -> dict:
-    """model.json of a saved model (of `model_type` when given), after checking every file against the manifest."""
+def read_model_info(directory: Path, model_type: str | None = None, skip=()) -> dict:
+    """model.json of a saved model (of `model_type` when given), after checking every file against the manifest
+    (but for the names in skip)."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
@@ -134,11 +141,15 @@ def read_model_info(directory: Path, model_type: str | None = None) -> dict:
     try:
         manifest = json.loads(manifest_path.read_text())
         for name, digest in manifest.items():
+            if name in skip:
+                continue
             path = directory / name
+            hint = (f"make it again with `calibrate --model_path {directory} --data_path ...`, or {RESTORE_HINT}"
+                    if name == CALIBRATION else RESTORE_HINT)
             if not path.is_file():
-                raise ModelError(f"{path}: missing; {RESTORE_HINT}")
+                raise ModelError(f"{path}: missing; {hint}")
             if file_sha256(path) != digest:
-                raise ModelError(f"{path}: damaged or modified (sha256 mismatch); {RESTORE_HINT}")
+                raise ModelError(f"{path}: damaged or modified (sha256 mismatch); {hint}")
         info = json.loads((directory / "model.json").read_text())
     except (ValueError, OSError, AttributeError) as error:
         raise ModelError(f"{directory}: unreadable model files ({error}); {RESTORE_HINT}") from None

@@ -3,8 +3,8 @@ counted and corrected for the model's errors, with bootstrap intervals (issue 24
 
 Modules:
     attributes   the three attributes, their classes, the results' probability fields and column names,
-                 `age_group_probabilities` (the nine FairFace groups from the model's age distribution),
-                 `ReportError`
+                 `ReportError` (`age_group_probabilities`, the nine FairFace groups from the model's age
+                 distribution, is face_analysis.results', where `run` makes them)
     reading      `read_faces`: JSON, JSONL, CSV and Parquet results streamed in chunks of probability arrays
     json_items   the results of a JSON list or a JSONL file decoded one at a time
     quantify     the quantification methods (cc, pcc, acc, pacc, emq, emq_bcts) and the bootstrap that
@@ -15,10 +15,12 @@ Modules:
     command      `add_parser(subparsers)` and `run_report(args)`: the `report` command
     synthetic    a simulated classifier with known errors, for the tests and benchmarks/audit.py
 
-Dependencies: from the package this sub-package imports only face_analysis.labels and face_analysis.errors;
+Dependencies: from the package this sub-package imports only face_analysis.labels, errors and results;
 beyond the standard library only numpy, pandas, pyarrow and matplotlib (no TensorFlow, no scikit-learn,
-no scipy). The rest of the package may import it (results code: `age_group_probabilities`)."""
-from face_analysis.reporting.attributes import ATTRIBUTES, ReportError, age_group_probabilities
+no scipy). It never imports the model store: `command.run_report` is given the shipped model's folder and
+the manifest check by the command line (face_analysis.commands)."""
+from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
+from face_analysis.results import age_group_probabilities
 from face_analysis.reporting.calibration import Calibration, build_calibration, load_calibration, save_calibration
 from face_analysis.reporting.quantify import DEFAULT_METHOD, METHODS
 from face_analysis.reporting.report import ClassShare, GroupReport, Report, report

@@ -44,14 +44,18 @@ class Calibration:
 
 
 def _label_indices(frame, attribute: str) -> np.ndarray:
-    """True class indices of a labelled frame's column (names or indices; age groups also from ages)."""
+    """True class indices of a labelled frame's column (names or indices; age groups also from ages, where a
+    row has no group: UTKFace's rows beside FairFace's in evaluate's predictions.csv)."""
     import pandas as pd
 
     names = ATTRIBUTES[attribute]
-    if attribute == "age_group" and "age_group" not in frame:
+    from_years = None
+    if attribute == "age_group" and ("age_lo" in frame or "age" in frame):
         ages = frame["age_lo"] if "age_lo" in frame else frame["age"]
         ages = pd.to_numeric(ages, errors="coerce").to_numpy(np.float64)
-        return np.array([group_of_age(a) if a == a else -1 for a in ages], np.int8)
+        from_years = np.array([group_of_age(a) if a == a else -1 for a in ages], np.int8)
+    if attribute == "age_group" and "age_group" not in frame:
+        return from_years
     aliases = {name: i for i, name in enumerate(names)}
     if attribute == "age_group":
         aliases.update({name: i for i, name in enumerate(AGE_GROUP_INTERVALS)})  # FairFace's "more than 70"
@@ -64,7 +68,8 @@ def _label_indices(frame, attribute: str) -> np.ndarray:
             return -1
         return int(value) if 0 <= int(value) < len(names) else -1
 
-    return np.array([index(v) for v in column], np.int8)
+    named = np.array([index(v) for v in column], np.int8)
+    return named if from_years is None else np.where(named >= 0, named, from_years).astype(np.int8)
 
 
 def labelled_arrays(frame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -132,7 +137,8 @@ def load_calibration(path: str | Path) -> Calibration:
         path = path / FILE_NAME
         if not path.exists():
             raise ReportError(f"{path.parent}: the model has no {FILE_NAME} (trained before calibration was "
-                              "stored with models?); create it with `calibrate`")
+                              f"stored with models?); create it with `calibrate --model_path {path.parent} "
+                              "--data_path DATA...` (the data it was trained on)")
     try:
         with np.load(path, allow_pickle=False) as data:
             info = json.loads(str(data["info"]))

@@ -1,6 +1,7 @@
 """The `report` command: `face-analysis report RESULTS... [--json FILE] [--html FILE] [--by ATTR]
 [--model_path DIR]`. The command line registers it with `add_parser(subparsers)` and runs `run_report(args,
-default_model_dir)` (default_model_dir: model type -> the shipped model's folder)."""
+default_model_dir, check_model)` (default_model_dir: model type -> the shipped model's folder; check_model: a
+model folder -> None, raising when its files fail the manifest's sha256: this package never imports the store)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ from face_analysis.reporting.attributes import ATTRIBUTES
 from face_analysis.reporting.quantify import DEFAULT_METHOD, METHODS
 
 DESCRIPTION = ("The share of each race, gender and age group among the faces of run's results (JSON, JSONL, CSV, "
-               "Parquet folders), counted and corrected for the model's errors with a 95 %% interval.")
+               "Parquet folders), counted and corrected for the model's errors with a 95 % interval.")
 
 
 def _fraction(text: str) -> float:
@@ -80,8 +81,9 @@ def _write(target: str, text: str) -> None:
     os.replace(temporary, path)
 
 
-def run_report(args, default_model_dir=None) -> int:
-    """Run `report`: the table on standard output (unless --json -), --json and --html files."""
+def run_report(args, default_model_dir=None, check_model=None) -> int:
+    """Run `report`: the table on standard output (unless --json -), --json and --html files. The model folder
+    is checked with check_model (when given) before its calibration is read."""
     from face_analysis.reporting.calibration import load_calibration
     from face_analysis.reporting.html import report_html
     from face_analysis.reporting.report import report
@@ -91,6 +93,8 @@ def run_report(args, default_model_dir=None) -> int:
         if default_model_dir is None:
             raise UsageError("give --model_path DIR: the model whose results these are")
         model_path = default_model_dir(results_model(args.results) or "facenet")
+    if check_model is not None and Path(model_path).is_dir():
+        check_model(Path(model_path))
     calibration = load_calibration(model_path)
     result = report(args.results, calibration, by=args.by, method=args.method, confidence=args.confidence,
                     bootstrap=args.bootstrap, seed=args.seed)

@@ -20,23 +20,17 @@ from face_analysis.analyzer import FaceAnalyzer, PreparedImage
 from face_analysis.errors import ImageError
 from face_analysis.io import guard as output_guard
 from face_analysis.io import images as image_io
+from face_analysis.io import lists as image_lists
+from face_analysis.io import remote
 from face_analysis.io import writers as results_io
 from face_analysis.io.display import Window, wants_quit, why_no_window
 from face_analysis.io.images import one_line
 from face_analysis.results import ImageResult
+from face_analysis.runners.sink import ResultSink, RunSummary, item_name  # noqa: F401 - both engines use them here
 
 log = logging.getLogger(__name__)
 MAX_BATCH_FACES, MAX_BATCH_IMAGES = 32, 16  # one model call takes the faces of up to this many images
 ANNOTATED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-@dataclass
-class RunSummary:
-    images: int = 0
-    faces: int = 0
-    too_small: int = 0  # faces found but too small to analyse (counted in faces too)
-    failed: int = 0
-    stopped: bool = False  # the user closed the window with q or Esc
 
 
 @dataclass
@@ -98,27 +92,32 @@ def prepare_image(analyzer: FaceAnalyzer, item: str, image: np.ndarray, keep_ima
         return failed_input(item, error)
 
 
-def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool) -> PreparedInput:
+def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool, read_timeout: float | None) -> PreparedInput:
     """Read, decode, detect and crop one input."""
     if isinstance(item, ImageError):
         return PreparedInput(item.path, error=item)
     try:
-        image = image_io.load_image(item)
+        image = image_io.load_image(item, read_timeout)
     except Exception as error:  # noqa: BLE001 - this input fails alone
         return failed_input(item, error)
     return prepare_image(analyzer, item, image, keep_image)
 
 
-def _prepared_in_order(analyzer, items, keep_image: bool, workers: int):
-    """_prepare over items in worker threads, in input order, never more than a small window ahead."""
-    window = deque()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+def _prepared_in_order(analyzer, items, keep_image: bool, workers: int, read_timeout: float | None = None):
+    """_prepare over items in worker threads, in input order, never more than a small window ahead. Stopped
+    early (a signal, an output error), it does not wait for the reads under way: a network read may block."""
+    window, finished = deque(), False
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for item in items:
-            window.append(pool.submit(_prepare, analyzer, item, keep_image))
+            window.append(pool.submit(_prepare, analyzer, item, keep_image, read_timeout))
             if len(window) > 4 * workers:
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
+        finished = True
+    finally:
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 def in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_images: int):
@@ -131,9 +130,10 @@ def in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_image
         results = []
         for p in group:
             if p.error is not None:
-                results.append((p, ImageResult(p.error.path, error=p.error.reason)))
+                results.append((p, ImageResult(p.error.path, error=p.error.reason, model=analyzer.model_type)))
             else:
-                results.append((p, ImageResult(p.item, p.prepared.width, p.prepared.height, next(faces))))
+                results.append((p, ImageResult(p.item, p.prepared.width, p.prepared.height, next(faces),
+                                               model=analyzer.model_type)))
         group.clear()
         return results
 
@@ -159,99 +159,54 @@ def _annotated_target(output, items) -> tuple[Path | None, Path | None]:
 
 def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output,
                       model_dir: Path | None = None, parquet_dir=None,
-                      resume: bool = False) -> tuple[Path | None, Path | None]:
+                      resume: bool = False, jsonl_path=None) -> tuple[Path | None, Path | None]:
     """Refuse, before any work, outputs that would write over an input (the model's files included) or a file
     this tool did not write; returns where annotated copies go (folder, single file)."""
     sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))], model_dir)
     out_dir, out_file = _annotated_target(output, items)
-    output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image")
+    output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image", jsonl_path)
     output_guard.check_output_folder("--output", out_dir, sources)
-    output_guard.check_parquet_folder(parquet_dir, sources, resume)
+    output_guard.check_parquet_folder(parquet_dir, sources, resume, jsonl_path is not None)
     return out_dir, out_file
 
 
-def input_items(inputs: list[str] | None, img_list=None) -> list:
+def input_items(inputs: list[str] | None, img_list=None) -> tuple[list, str]:
     """The images to analyse: each input expanded (folders, globs), then the paths of the --img_list file as
-    they are; inputs that match nothing come as ImageError."""
+    they are; inputs that match nothing come as ImageError. With the --img_list rows skipped, in words."""
     items = list(image_io.expand_inputs(inputs or []))
-    return items + image_io.read_image_list(img_list) if img_list else items
-
-
-def item_name(item) -> str:
-    return item.path if isinstance(item, ImageError) else str(item)
-
-
-class ResultSink:
-    """Where each image's result goes, for both engines: the --json/--csv/--parquet files, the lines printed,
-    the progress bar and the summary. With resume, the images already in the --parquet folder are counted and
-    copied to --json/--csv first, and `pending` leaves them out."""
-
-    def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
-                 quiet: bool = False, parquet_rows: int = 10_000):
-        self.summary, self.quiet = RunSummary(), quiet
-        self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows)
-        done = set()
-        if resume and Path(parquet_dir).is_dir():
-            for rows in results_io.parquet_result_files(parquet_dir):
-                for row in rows:
-                    result = ImageResult.from_json(row)
-                    done.add(result.image)
-                    self._count(result)
-                    self.writers.write(result, to_parquet=False)
-        self.pending = [item for item in items if item_name(item) not in done]
-        if done:
-            print(f"resuming: {len(done)} image(s) done before, {len(self.pending)} to go", file=sys.stderr)
-        self.progress = tqdm(total=len(self.pending), desc="analysing", unit="img", file=sys.stderr,
-                             disable=quiet or len(self.pending) < 2)
-
-    def _count(self, result: ImageResult) -> None:
-        self.summary.images += 1
-        self.summary.faces += len(result.faces)
-        self.summary.too_small += sum(face.too_small for face in result.faces)
-        self.summary.failed += result.error is not None
-
-    def add(self, result: ImageResult) -> None:
-        """One image's result: counted, printed (its error on stderr) and written."""
-        self.progress.update(1)
-        self._count(result)
-        if result.error is not None:
-            tqdm.write(f"error: {result.image}: {result.error}", file=sys.stderr)
-        elif not self.writers.to_stdout and not self.quiet:
-            tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
-            for face in result.faces:
-                tqdm.write("  " + results_io.describe_face(face))
-        self.writers.write(result)
-
-    def close(self) -> None:
-        self.progress.close()
-        self.writers.close()
+    if not img_list:
+        return items, ""
+    listed = image_lists.list_file(img_list)
+    return items + listed.items, image_lists.describe_skipped(listed.skipped)
 
 
 def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
                show: bool = False, quiet: bool = False, workers: int | None = None, img_list=None,
-               parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000) -> RunSummary:
+               parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000, jsonl_path=None,
+               read_timeout: float | None = remote.DEFAULT_TIMEOUT) -> RunSummary:
     """Analyse every input; a bad file is reported on stderr and the batch goes on.
 
     output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
     show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display.
     workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most).
-    img_list: a file listing more image paths (image_io.read_image_list).
-    parquet_dir: a folder for results as Parquet files; resume: skip the images already there."""
+    img_list: a file listing more image paths (lists.list_file).
+    parquet_dir: a folder for results as Parquet files; jsonl_path: a JSON Lines file; resume: skip the images
+    already there. read_timeout: seconds a URI read may take."""
     used = set()
-    items = input_items(inputs, img_list)
+    items, skipped = input_items(inputs, img_list)
     out_dir, out_file = check_run_outputs(inputs or [], items, json_path, csv_path, output, analyzer.model_dir,
-                                          parquet_dir, resume)
+                                          parquet_dir, resume, jsonl_path)
     window = Window() if show else None
     if window is not None and not window.available:
         print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
         window = None
-    sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows)
+    sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path, skipped)
     if out_dir is not None:
         out_dir = writable_folder(out_dir)
         sink.summary.failed += out_dir is None
     try:
         keep = out_dir is not None or out_file is not None or window is not None
-        prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads))
+        prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads), read_timeout)
         for p, result in in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
             sink.add(result)
             if p.image is not None:

@@ -5,9 +5,12 @@ model once, finds and analyses the faces; the results stream back in input order
 them (--json, --csv, --parquet) as `run --engine local` does. Ray is imported only here."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,14 +47,15 @@ class AnalyzerSettings:
     precision: str = DEFAULT_PRECISION
 
 
-def _read_batch(batch: dict) -> dict:
-    """Ray task: read and decode a batch of paths; a path that fails keeps its reason and an empty image."""
+def _read_batch(batch: dict, read_timeout: float | None = None) -> dict:
+    """Ray task: read and decode a batch of paths (a URI giving up after read_timeout seconds); a path that fails
+    keeps its reason and an empty image."""
     images, errors = [], []
     for path, error in zip(batch["path"], batch["error"]):
         image = np.zeros((0, 0, 3), np.uint8)
         if not error:
             try:
-                image = image_io.load_image(str(path))
+                image = image_io.load_image(str(path), read_timeout)
             except Exception as failure:  # noqa: BLE001 - this image fails alone
                 error = run_model.as_image_error(str(path), failure).reason
         images.append(image)
@@ -127,7 +131,22 @@ def _connect(address: str | None) -> bool:
     return True
 
 
-def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings):
+@contextlib.contextmanager
+def _our_signal_handlers():
+    """Keep the process's handlers of SIGTERM, SIGHUP and SIGINT through what is inside (ray.init replaces them
+    with its own, which exit with the wrong status or leave Ctrl-C to Ray)."""
+    stops = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread()
+    saved = {signum: signal.getsignal(signum) for signum in stops} if main else {}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings, read_timeout: float | None = None):
     """The Ray Dataset of results (one JSON string a row, in input order) for the given paths; errors[i]
     non-empty marks a path that already failed (it is carried through as an error row)."""
     import ray
@@ -143,7 +162,8 @@ def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings)
     blocks = max(1, min(len(paths) // BATCH_IMAGES, 128 * actors))
     items = ray.data.from_items([{"path": str(p), "error": e} for p, e in zip(paths, errors)],
                                 override_num_blocks=blocks)
-    decoded = items.map_batches(_read_batch, batch_size=BATCH_IMAGES, batch_format="numpy", num_cpus=READ_CPUS)
+    decoded = items.map_batches(_read_batch, batch_size=BATCH_IMAGES, batch_format="numpy", num_cpus=READ_CPUS,
+                                fn_kwargs={"read_timeout": read_timeout})
     return decoded.map_batches(analyser_class({**asdict(settings), "threads": threads}), batch_size=BATCH_IMAGES,
                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                                num_cpus=ACTOR_CPUS * threads)
@@ -151,7 +171,8 @@ def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings)
 
 def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_path=None, csv_path=None,
                    quiet: bool = False, img_list=None, parquet_dir=None, resume: bool = False,
-                   parquet_rows: int = 10_000, address: str | None = None) -> run_model.RunSummary:
+                   parquet_rows: int = 10_000, address: str | None = None, jsonl_path=None,
+                   read_timeout: float | None = None) -> run_model.RunSummary:
     """Analyse every input with Ray (address: a cluster to join; default RAY_ADDRESS, else a local instance).
 
     Takes run_model.run_images's inputs and outputs, except annotated images and the window."""
@@ -161,20 +182,23 @@ def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_pa
     from face_analysis.models import compiled as lite_model
     from face_analysis.models import store as model_store
 
-    items = run_model.input_items(inputs, img_list)
+    items, skipped = run_model.input_items(inputs, img_list)
     model_dir = model_store.resolve_model_dir(settings.model_type, settings.model_path)
     lite_model.load_lite_model(model_dir, settings.model_type, 1, settings.precision)  # its errors here, not in actors
     settings = AnalyzerSettings(**{**asdict(settings), "model_path": str(Path(model_dir).resolve())})  # any node
-    run_model.check_run_outputs(inputs or [], items, json_path, csv_path, None, model_dir, parquet_dir, resume)
-    sink = run_model.ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows)
+    run_model.check_run_outputs(inputs or [], items, json_path, csv_path, None, model_dir, parquet_dir, resume,
+                                jsonl_path)
+    sink = run_model.ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path,
+                                skipped)
     started = False
     try:
         if sink.pending:
-            started = _connect(address)
+            with _our_signal_handlers():  # ray.init installs its own; SIGTERM/SIGHUP/Ctrl-C must stop the run
+                started = _connect(address)
             paths = [run_model.item_name(item) for item in sink.pending]
             errors = [item.reason if isinstance(item, ImageError) else "" for item in sink.pending]
-            for batch in analysis_dataset(paths, errors, settings).iter_batches(batch_format="numpy",
-                                                                                 batch_size=None):
+            for batch in analysis_dataset(paths, errors, settings, read_timeout).iter_batches(batch_format="numpy",
+                                                                                               batch_size=None):
                 for text in batch["result"]:
                     sink.add(ImageResult.from_json(json.loads(text)))
     finally:

@@ -7,8 +7,8 @@ import numpy as np
 
 from face_analysis.analyzer import too_small_face
 from face_analysis.detection.detectors import Detection
-from face_analysis.labels import GENDERS, RACES
-from face_analysis.results import FacePrediction, age_mean_std, face_size
+from face_analysis.labels import AGE_BUCKETS, GENDERS, RACES
+from face_analysis.results import FacePrediction, age_group_matrix, age_mean_std, face_size
 
 
 def iou(a, b) -> float:
@@ -35,6 +35,7 @@ class Track:
     age_std: float = 0.0
     gender: np.ndarray = field(default_factory=lambda: np.zeros(len(GENDERS)))
     race: np.ndarray = field(default_factory=lambda: np.zeros(len(RACES)))
+    age_groups: np.ndarray = field(default_factory=lambda: np.zeros(len(AGE_BUCKETS)))
     updates: int = 0
 
     def add_outputs(self, age_distribution, gender, race, smoothing: float = 0.3) -> None:
@@ -45,6 +46,7 @@ class Track:
         self.age_std += weight * (std - self.age_std)
         self.gender = self.gender + weight * (np.asarray(gender, float) - self.gender)
         self.race = self.race + weight * (np.asarray(race, float) - self.race)
+        self.age_groups = self.age_groups + weight * (age_group_matrix(age_distribution) - self.age_groups)
         self.updates += 1
 
     def prediction(self) -> FacePrediction:
@@ -59,7 +61,8 @@ class Track:
             box=box, age=round(self.age, 1), age_std=round(self.age_std, 1),
             gender=GENDERS[g], gender_probability=round(float(self.gender[g]), 4), race=RACES[r],
             race_probabilities={name: round(float(p), 4) for name, p in zip(RACES, self.race)},
-            detection_score=self.score, face_size=face_size(box), track_id=self.track_id)
+            detection_score=self.score, face_size=face_size(box), track_id=self.track_id,
+            age_group_probabilities={name: round(float(p), 4) for name, p in zip(AGE_BUCKETS, self.age_groups)})
 
 
 class FaceTracker:

@@ -188,7 +188,8 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                     summary.model_runs += len(due)
                 faces = [t.prediction() for t in tracks]
                 annotated = cv2.cvtColor(results_io.draw_faces(rgb, faces), cv2.COLOR_RGB2BGR)
-                result = ImageResult(f"{source}#{summary.frames}", rgb.shape[1], rgb.shape[0], faces)
+                result = ImageResult(f"{source}#{summary.frames}", rgb.shape[1], rgb.shape[0], faces,
+                                     model=analyzer.model_type)
                 writers.write(result, summary.frames)
                 if output:
                     if writer is None:

@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 
 from fastapi import FastAPI, File, HTTPException, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from face_analysis import __version__
@@ -38,19 +39,24 @@ class _BodyLimit:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await _too_large(send, self.limit)
-        received, exceeded = 0, False
+        received, exceeded, cut, tail = 0, False, False, b""
+        closing = _closing_delimiter(headers.get(b"content-type", b""))
 
         async def counting_receive():
-            nonlocal received, exceeded
+            nonlocal received, exceeded, cut, tail
             message = await receive()
-            received += len(message.get("body", b""))
+            body = message.get("body", b"")
+            received += len(body)
             if received > self.limit:
                 exceeded = True
                 raise UploadTooLarge
+            tail = (tail + body)[-(len(closing or b"") + 256):]
+            if closing and message.get("type") == "http.request" and not message.get("more_body", False):
+                cut = closing not in tail  # a multipart body must end with its closing boundary
             return message
 
         async def guarded_send(message):
-            if not exceeded:  # once over the limit, the app's own answer (about a cut body) is replaced
+            if not exceeded and not cut:  # the app's own answer about a cut body is replaced by a clear one
                 await send(message)
 
         try:
@@ -59,13 +65,46 @@ class _BodyLimit:
             pass
         if exceeded:
             await _too_large(send, self.limit)
+        elif cut:
+            await _answer(send, 400, "truncated multipart body: it does not end with its closing boundary (was "
+                                     "the upload cut short, or its Content-Length smaller than the body?)")
+
+
+def _closing_delimiter(content_type: bytes) -> bytes | None:
+    """b"--BOUNDARY--" for a multipart/form-data request, else None."""
+    kind, _, options = content_type.partition(b";")
+    if kind.strip().lower() != b"multipart/form-data":
+        return None
+    for option in options.split(b";"):
+        name, _, value = option.strip().partition(b"=")
+        if name.strip().lower() == b"boundary" and value.strip(b'" '):
+            return b"--" + value.strip(b'" ') + b"--"
+    return None
 
 
 async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"detail": f"upload too large: at most {limit / 2**20:g} MB"}).encode()
-    await send({"type": "http.response.start", "status": 413,
+    await _answer(send, 413, f"upload too large: at most {limit / 2**20:g} MB")
+
+
+async def _answer(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _short_validation_error(request, error: RequestValidationError) -> JSONResponse:
+    """422 naming each field at fault and why, never echoing what was sent (FastAPI's own answer holds the
+    input: a photo sent as a text field would come back whole)."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item.get("loc", ())[1:]) or "request"
+        if "UploadFile" in str(item.get("msg", "")):
+            problems.append(f"{field}: a file upload is needed (a multipart part with a filename, as curl -F "
+                            f"{field}=@photo.jpg sends), not a text field")
+        else:
+            problems.append(f"{field}: {str(item.get('msg', 'invalid'))[:200]}")
+    return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
 
 def create_app(analyzer: FaceAnalyzer, max_upload_mb: float = 20):
@@ -78,7 +117,7 @@ def create_app(analyzer: FaceAnalyzer, max_upload_mb: float = 20):
         with slots:
             image = image_io.decode_image(data, name)
             faces = analyzer.analyze(image)
-        return ImageResult(name, int(image.shape[1]), int(image.shape[0]), faces).to_json()
+        return ImageResult(name, int(image.shape[1]), int(image.shape[0]), faces, model=analyzer.model_type).to_json()
 
     @app.get("/health")
     async def health() -> dict:
@@ -98,12 +137,14 @@ def create_app(analyzer: FaceAnalyzer, max_upload_mb: float = 20):
             if asked is not None and asked != loaded:
                 raise HTTPException(422, f"{what} {asked!r} is not loaded here; this server runs {loaded!r}")
         data = await image.read()
-        name = Path(image.filename or "upload").name
+        name = Path(image.filename or "").name
+        name = "upload" if name in ("", ".", "..") else name
         try:
             return await run_in_threadpool(analyse, data, name)
         except ImageError as error:
             raise HTTPException(422, str(error)) from None
 
+    app.add_exception_handler(RequestValidationError, _short_validation_error)
     app.add_middleware(_BodyLimit, limit=int(max_upload_mb * 2**20))
     return app
 

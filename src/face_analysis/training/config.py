@@ -33,6 +33,6 @@ class TrainConfig:
 
     def __post_init__(self):
         self.data_paths = [Path(p) for p in self.data_paths]
-        self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type)
+        self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type, for_writing=True)
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS[self.model_type]

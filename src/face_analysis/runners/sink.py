@@ -1,0 +1,120 @@
+"""Where each image's result goes, for both engines: the output files, the lines printed, the progress bar and
+the summary; with --resume, the images an earlier run already wrote (to --parquet or --jsonl) are left out.
+
+An image is one result however it is named: inputs, and the rows already written, are identified by
+`image_io.image_key` (the resolved path; for URIs the normalised URI), so `./imgs/a.jpg`, `/abs/imgs/a.jpg`
+and a link to it are one image, analysed once and written once."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from face_analysis.errors import ImageError
+from face_analysis.io import durable
+from face_analysis.io import images as image_io
+from face_analysis.io import writers as results_io
+from face_analysis.results import ImageResult
+
+
+@dataclass
+class RunSummary:
+    images: int = 0
+    faces: int = 0
+    too_small: int = 0  # faces found but too small to analyse (counted in faces too)
+    failed: int = 0
+    stopped: bool = False  # the user closed the window with q or Esc
+    skipped_rows: str = ""  # --img_list rows skipped (blank, comment, not UTF-8), as lists.describe_skipped says
+    duplicates: int = 0  # inputs naming an image already listed, analysed once
+
+
+def item_name(item) -> str:
+    return item.path if isinstance(item, ImageError) else str(item)
+
+
+def parquet_done(folder) -> Iterator[tuple[list[dict], str | None]]:
+    """The rows of a --parquet folder's files, each file's with the folder its relative names start from."""
+    import pyarrow.parquet as pq
+
+    for path in results_io.parquet_files(folder):
+        metadata = pq.read_schema(path).metadata or {}
+        base = metadata.get(results_io.BASE_KEY)
+        yield pq.read_table(path, schema=results_io.parquet_schema()).to_pylist(), base.decode() if base else None
+
+
+class ResultSink:
+    """With resume, the images already in the --parquet folder or the --jsonl file are counted and copied to the
+    other outputs first, and `pending` leaves them out; inputs naming one image twice are analysed once."""
+
+    def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
+                 quiet: bool = False, parquet_rows: int = 10_000, jsonl_path=None, skipped_rows: str = ""):
+        self.summary, self.quiet = RunSummary(skipped_rows=skipped_rows), quiet
+        self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows, jsonl_path, resume)
+        done: set[str] = set()
+        if resume:
+            self._resume(done, parquet_dir, jsonl_path)
+        self.pending, listed = [], set(done)
+        for item in items:
+            key = image_io.image_key(item_name(item))
+            if key in listed:
+                self.summary.duplicates += key not in done
+                continue
+            listed.add(key)
+            self.pending.append(item)
+        if done:
+            print(f"resuming: {len(done)} image(s) done before, {len(self.pending)} to go", file=sys.stderr)
+        if self.summary.duplicates:
+            print(f"warning: {self.summary.duplicates} input(s) named an image already listed (the same file "
+                  "under another name); each image is analysed once", file=sys.stderr)
+        self.progress = tqdm(total=len(self.pending), desc="analysing", unit="img", file=sys.stderr,
+                             disable=quiet or len(self.pending) < 2)
+
+    def _resume(self, done: set, parquet_dir, jsonl_path) -> None:
+        """Count and copy the results an earlier run wrote; each image once, into each output that lacks it."""
+        in_jsonl, lines_end = set(), 0
+        if jsonl_path and self.writers.jsonl and self.writers.jsonl.file.fd is not None:
+            lines_end = self.writers.jsonl.file.end
+            in_jsonl = {image_io.image_key(row["image"]) for row in durable.read_json_lines(jsonl_path, lines_end)}
+        if parquet_dir and Path(parquet_dir).is_dir():
+            for rows, base in parquet_done(parquet_dir):
+                for row in rows:
+                    key = image_io.image_key(row["image"], base)
+                    if key not in done:
+                        done.add(key)
+                        self._done_before(row, to_parquet=False, to_jsonl=key not in in_jsonl)
+        if in_jsonl:
+            for row in durable.read_json_lines(jsonl_path, lines_end):
+                key = image_io.image_key(row["image"])
+                if key not in done:
+                    done.add(key)
+                    self._done_before(row, to_parquet=True, to_jsonl=False)
+
+    def _done_before(self, row: dict, to_parquet: bool, to_jsonl: bool) -> None:
+        result = ImageResult.from_json(row)
+        self._count(result)
+        self.writers.write(result, to_parquet=to_parquet, to_jsonl=to_jsonl)
+
+    def _count(self, result: ImageResult) -> None:
+        self.summary.images += 1
+        self.summary.faces += len(result.faces)
+        self.summary.too_small += sum(face.too_small for face in result.faces)
+        self.summary.failed += result.error is not None
+
+    def add(self, result: ImageResult) -> None:
+        """One image's result: counted, printed (its error on stderr) and written."""
+        self.progress.update(1)
+        self._count(result)
+        if result.error is not None:
+            tqdm.write(f"error: {result.image}: {result.error}", file=sys.stderr)
+        elif not self.writers.to_stdout and not self.quiet:
+            tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
+            for face in result.faces:
+                tqdm.write("  " + results_io.describe_face(face))
+        self.writers.write(result)
+
+    def close(self) -> None:
+        self.progress.close()
+        self.writers.close()
