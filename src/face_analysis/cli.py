@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
 import sys
@@ -13,38 +12,13 @@ import threading
 from pathlib import Path
 
 from face_analysis import __version__, commands
+from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, WIDEN, number, port
 from face_analysis.errors import FaceAnalysisError, UsageError
 from face_analysis.labels import DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
 from face_analysis.training.distribution import STRATEGIES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
 PROG = "python src/main.py" if sys.argv and sys.argv[0].endswith("main.py") else "face-analysis"
-
-
-def _number(kind, low, what: str):
-    """An argparse type: a finite number of `kind` >= low, else a usage error saying what is expected."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not math.isfinite(value) or value < low:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return value
-    return parse
-
-
-POSITIVE_INT = _number(int, 1, "a whole number of at least 1")
-WIDEN = _number(float, 0.5, "a crop factor of at least 0.5")
-
-
-def _port(text: str) -> int:
-    port = _number(int, 0, "a port number (0 to 65535)")(text)
-    if port > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
-    return port
-COUNT = _number(int, 0, "a whole number of at least 0")
-POSITIVE_SECONDS = _number(float, 1e-3, "a positive number of seconds")
 
 
 def _add_inference_options(parser) -> None:
@@ -55,6 +29,13 @@ def _add_inference_options(parser) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="average each face's outputs with its mirror image's (test-time augmentation: twice "
                              "the time per face for under a point of accuracy; see the README)")
+
+
+def _add_model_and_data(parser) -> None:
+    """--model_path and --data_path of the commands that complete a saved model (quantize, calibrate)."""
+    parser.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
+    parser.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
+                        help="the data the model was trained on (as given to train)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,13 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                "OpenAPI docs at /docs and a page at / to try it in a browser.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free port)")
+    serve.add_argument("--port", type=port, default=8000, help="port (default 8000; 0: any free port)")
     serve.add_argument("--model_type", choices=MODEL_TYPES,
                        help="which model (default: the type saved in --model_path, else facenet)")
     serve.add_argument("--model_path", type=Path, help="folder of a saved model (default: saved_model/<type>_model)")
     serve.add_argument("--detector", choices=("yunet", "haar", "none"), default="yunet", help="face detector")
     _add_inference_options(serve)
-    serve.add_argument("--max_upload_mb", type=_number(float, 0.001, "a positive number of megabytes"), default=20,
+    serve.add_argument("--max_upload_mb", type=number(float, 0.001, "a positive number of megabytes"), default=20,
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                        help="threads, and photos analysed at once (default: the CPU cores this process may use)")
@@ -210,17 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "calibrated on images of the model's own training part, and add the "
                                                   "file to the model's folder. train does this itself; this is for "
                                                   "older models.")
-    quantize.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
-    quantize.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
-                          help="the data the model was trained on (as given to train)")
+    _add_model_and_data(quantize)
     calibrate = subcommands.add_parser("calibrate", parents=[common], help="store what `report` corrects with",
                                        description="Run a saved model on the validation parts of its data (as evaluate "
                                                    "does) and store its predictions with the true labels in its folder "
                                                    "and manifest (calibration.npz), replacing any earlier one. train "
                                                    "does this itself; this is for older models.")
-    calibrate.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
-    calibrate.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
-                           help="the data the model was trained on (as given to train)")
+    _add_model_and_data(calibrate)
     from face_analysis.reporting import command as report_command
 
     report_command.add_parser(subcommands, parents=[common])
