@@ -213,10 +213,23 @@ def test_command_writes_json_and_html(tmp_path, calibration, capsys):
     assert "race" in capsys.readouterr().out
 
 
-def test_audit_benchmark_runs_on_synthetic_faces(capsys):
+def _audit():
     spec = importlib.util.spec_from_file_location("audit", REPO_ROOT / "benchmarks" / "audit.py")
     audit = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(audit)
+    return audit
+
+
+def test_audit_collections_are_skewed_even_when_the_table_is_barely_larger():
+    audit = _audit()
+    race = np.repeat(np.arange(5), 202)  # 1,010 faces, a fifth of each race: a collection of 1,000 is most of it
+    labels = {"race": race, "gender": race % 2, "age_group": race}
+    picked = audit.draw(audit.collections(labels)["80 % white"], 1000, np.random.default_rng(0))
+    assert len(picked) == 1000 and 0.75 < np.mean(race[picked] == 0) < 0.85
+
+
+def test_audit_benchmark_runs_on_synthetic_faces(capsys):
+    audit = _audit()
     assert audit.main(["--synthetic", "--seeds", "1", "--bootstrap", "0", "--size", "300",
                        "--methods", "cc", "pacc", "--attributes", "race", "gender"]) == 0
     out = capsys.readouterr().out
