@@ -348,7 +348,7 @@ def test_calibrate_stores_a_calibration_checked_by_the_manifest(tmp_path, tiny_u
     assert manifest["calibration.npz"] == model_store.file_sha256(model / "calibration.npz")
     calibration = load_calibration(model)
     assert calibration.model_type == "normal" and set(calibration.labels) == set(ATTRIBUTES)
-    assert len(calibration) == 60 + 6  # data the model never saw: all of it is held out
+    assert len(calibration) == 6  # the photos only (UTKFace chips join only without photos); never seen: all held out
     assert (calibration.labels["race"] >= 0).all() and (calibration.labels["age_group"] >= 0).all()
     np.testing.assert_allclose(calibration.probs["age_group"].sum(1), 1, atol=5e-3)
     results = _write_json(tmp_path / "r.json", synthetic.results_of(synthetic.simulate(50, seed=24), model="normal"))
