@@ -88,3 +88,19 @@ def test_loader_rejects_unusable_data_paths(tmp_path):
         utk_data.load_utkface([tmp_path / "missing"], 64, use_cache=False)
     with pytest.raises(utk_data.DataError, match="no labelled UTKFace images"):
         utk_data.load_utkface([tmp_path], 64, use_cache=False)
+
+
+def test_balancing_raises_rare_photo_cells_to_the_median_and_leaves_chips_alone():
+    common = [("White", 0, 30)] * 40 + [("Black", 1, 30)] * 20 + [("Indian", 0, 30)] * 20
+    rare = [("Black", 1, 70)] * 4  # older Black women: a fifth of the median cell
+    rows = [{"race_group": g, "gender": s, "age_lo": a} for g, s, a in common + rare]
+    rows += [{"race_group": None, "gender": 1, "age_lo": 70}] * 5  # UTKFace chips
+    train = pd.DataFrame(rows)
+    positions = np.arange(len(train))
+    balanced = utk_data.balance_groups(train, positions, seed=0)
+    picked = train.iloc[balanced]
+    assert np.array_equal(balanced[:len(positions)], positions)  # every row still once, then the extra draws
+    older_black = (picked["race_group"] == "Black") & (picked["age_lo"] == 70)
+    assert older_black.sum() == 12  # 3 times its own 4: the median (20) is further than 3x
+    assert (picked["race_group"] == "White").sum() == 40 and (picked["race_group"] == "Indian").sum() == 20
+    assert picked["race_group"].isna().sum() == 5

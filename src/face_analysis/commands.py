@@ -151,7 +151,7 @@ def command_train(args) -> int:
     config = TrainConfig(
         model_type=args.model_type, data_paths=args.data_path or list(paths.DEFAULT_DATA_PATHS),
         epochs=args.epochs, batch_size=args.batch_size, model_dir=args.model_path, resume=args.resume,
-        seed=args.seed, stats_dir=stats_dir, distill_from=args.distill_from,
+        seed=args.seed, balance_groups=args.balance_groups, stats_dir=stats_dir, distill_from=args.distill_from,
         distribute=args.distribute, devices=args.devices,
         **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
                              ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs)) if v is not None})

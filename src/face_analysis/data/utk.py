@@ -225,3 +225,24 @@ def rebalance_ages(train: pd.DataFrame, seed: int = 0, min_fraction: float = 0.5
             members = np.flatnonzero(buckets == bucket)
             positions.append(rng.choice(members, target - count, replace=True))
     return np.concatenate(positions)
+
+
+def balance_groups(train: pd.DataFrame, positions: np.ndarray, seed: int = 0, max_factor: int = 3) -> np.ndarray:
+    """`positions` (rows of train, repeats included) and more draws of labelled photo-set rows, so that every
+    race group x gender x age bucket cell reaches the median cell's size (at most max_factor times its own).
+    UTKFace rows (no race group) are left as they are. Apply it to the training part only."""
+    if "race_group" not in train.columns:
+        return positions
+    chosen = train.iloc[positions]
+    photo = chosen["race_group"].notna().to_numpy()
+    if not photo.any():
+        return positions
+    cells = (chosen["race_group"].astype(str) + "|" + chosen["gender"].astype(str) + "|"
+             + chosen["age_lo"].map(age_bucket)).to_numpy()
+    names, counts = np.unique(cells[photo], return_counts=True)
+    median, rng, extra = float(np.median(counts)), np.random.default_rng(seed + 1), [positions]
+    for name, count in zip(names, counts):
+        target = min(max_factor * count, max(count, round(median)))
+        if target > count:
+            extra.append(rng.choice(positions[photo & (cells == name)], target - count, replace=True))
+    return np.concatenate(extra)

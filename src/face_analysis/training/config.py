@@ -21,6 +21,7 @@ class TrainConfig:
     model_dir: Path | None = None
     resume: bool = False
     seed: int = 0
+    balance_groups: bool = True  # photo sets: oversample race group x gender x age cells (utk.balance_groups)
     head_epochs: int = 1
     augmented_copies: int = 1  # facenet: augmented versions of each training image whose features are cached
     stats_dir: Path | None = None

@@ -94,7 +94,10 @@ def train(config: TrainConfig) -> Path | None:
     train_part = data.frame.iloc[data.part("train")]
     if len(train_part) == 0 or len(data.part("val")) == 0:
         raise utk_data.DataError("too few images to make a training and a validation part")
-    train_rows = data.part("train")[utk_data.rebalance_ages(train_part, seed=config.seed)]
+    positions = utk_data.rebalance_ages(train_part, seed=config.seed)
+    if config.balance_groups:
+        positions = utk_data.balance_groups(train_part, positions, seed=config.seed)
+    train_rows = data.part("train")[positions]
     if config.stats_dir is not None and distribution.is_chief:
         data_stats = Path(config.stats_dir) / "data_stats"
         plots.plot_distributions(data.frame, data_stats / "raw_data_stats", "all de-duplicated images")
@@ -114,7 +117,7 @@ def train(config: TrainConfig) -> Path | None:
             "trained_on": {s: int(len(data.part(s))) for s, _ in utk_data.SPLIT_FRACTIONS},
             "sources": {source: {s: int(n) for s, n in group["split"].value_counts().items()}
                         for source, group in data.frame.groupby("source")},
-            "training_images_after_rebalancing": int(len(train_rows)), "epochs": config.epochs,
+            "training_images_after_rebalancing": int(len(train_rows)), "balance_groups": config.balance_groups, "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             "crop_widen": config.crop_widen,
             **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
