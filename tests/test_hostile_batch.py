@@ -260,3 +260,13 @@ def test_jsonl_survives_sigkill_and_resume_completes_it(tmp_path, astronaut_jpg)
     names = [json.loads(line)["image"] for line in lines.read_text().splitlines()]
     assert sorted(names) == sorted(str(p) for p in many.iterdir())  # each image once
     assert len(json.loads(target.read_text())) == 200
+
+
+def test_two_runs_of_one_process_within_a_second_keep_both_parquet_files(tmp_path):
+    from face_analysis.io.writers import ParquetWriter
+
+    for image in ("a.jpg", "b.jpg"):  # the same process, the same second: each run's file keeps its own name
+        writer = ParquetWriter(tmp_path / "pq", 10)
+        writer.write({"image": image, "faces": []})
+        writer.close()
+    assert sorted(r["image"] for r in results_io.read_parquet_results(tmp_path / "pq")) == ["a.jpg", "b.jpg"]

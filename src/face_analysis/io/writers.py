@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,7 +154,8 @@ class ParquetWriter:
         except OSError as error:
             raise output_error("--parquet", folder, error) from None
         self.lock = FolderLock(self.folder)  # a second run writing here is refused; also proves it is writable
-        self.run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        # unique per run: two runs of one process within a second must not write over each other's files
+        self.run = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.rows, self.files, self.started = [], 0, time.monotonic()
 
     def write(self, row: dict) -> None:
