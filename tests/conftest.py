@@ -75,3 +75,12 @@ def run_cli(*args) -> int:
     from face_analysis import cli as main
 
     return main.main([str(a) for a in args])
+
+
+def default_sigint() -> None:
+    """preexec_fn of a child that is sent Ctrl-C: SIGINT back to its default (a child inherits an ignored SIGINT,
+    as a background job of a shell gets it, and Python then installs no KeyboardInterrupt handler), as in a
+    terminal where the user presses Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

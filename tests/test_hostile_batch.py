@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_ROOT, run_cli
+from conftest import REPO_ROOT, default_sigint, run_cli
 from face_analysis.io import lists as image_lists
 from face_analysis.io import writers as results_io
 
@@ -83,7 +83,7 @@ def photos(tmp_path, astronaut_jpg):
 def start(*args, cwd=None) -> subprocess.Popen:
     env = {**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}
     return subprocess.Popen([sys.executable, MAIN, "run", "--model_type", "normal", "--quiet", *map(str, args)],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, preexec_fn=default_sigint)
 
 
 def test_a_read_that_never_answers_is_given_up_on_and_the_others_are_done(photos, tmp_path, endless):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, photo_folder, run_cli
+from conftest import REPO_ROOT, default_sigint, photo_folder, run_cli
 from face_analysis.io import writers as results_io
 
 pytest.importorskip("ray")
@@ -37,7 +37,7 @@ def ray_run(cluster, *args, **popen):
     command = [sys.executable, str(REPO_ROOT / "src" / "main.py"), "run", "--engine", "ray", "--ray_address",
                cluster.address, "--model_type", "normal", "--quiet", *args]
     return subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
+                            preexec_fn=default_sigint, **popen)
 
 
 def ray_processes(title: str) -> list[int]:
