@@ -6,6 +6,7 @@ skewed collections (80 % of each race group, 90 % women, 90 % men, children only
 the table's own mix), several seeds each; every method is fitted on a separate calibration table. Reported per
 method: the total absolute error of the five race shares, the error of the share of women and the total of
 the nine age groups' (points), and how often the 95 % intervals hold the true share, and their mean width.
+The corrections are report's (reporting.report.corrected_shares: stratified unless --unstratified).
 
 Table format (reporting.calibration.labelled_arrays; a CSV): columns "race", "gender" (class names or
 indices), "age_group" (group name, "more than 70" too) or "age_lo"/"age" (years), and the probabilities as
@@ -28,7 +29,8 @@ import pandas as pd
 
 from face_analysis.reporting import quantify
 from face_analysis.reporting.attributes import ATTRIBUTES
-from face_analysis.reporting.calibration import labelled_arrays, load_calibration
+from face_analysis.reporting.calibration import Calibration, labelled_arrays, load_calibration
+from face_analysis.reporting.report import corrected_shares
 from face_analysis.reporting.synthetic import simulate
 
 
@@ -47,7 +49,7 @@ def collections(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out["children (0-19)"] = (age <= 2).astype(float)
     out["elders (60+)"] = (age >= 7).astype(float)
     out["as the table"] = np.ones(len(race))
-    return {name: w / w.sum() for name, w in out.items()}
+    return {name: w / w.sum() for name, w in out.items() if w.sum() > 0}  # (a table without elders has none)
 
 
 def draw(weights: np.ndarray, size: int, rng) -> np.ndarray:
@@ -64,7 +66,8 @@ def draw(weights: np.ndarray, size: int, rng) -> np.ndarray:
     return np.concatenate(picks)
 
 
-def run(probs, labels, cal_probs, cal_labels, methods, size, seeds, bootstrap, attributes) -> pd.DataFrame:
+def run(probs, labels, calibration: Calibration, methods, size, seeds, bootstrap, attributes,
+        stratified: bool = True) -> pd.DataFrame:
     rows = []
     for name, weights in collections(labels).items():
         for seed in range(seeds):
@@ -74,13 +77,11 @@ def run(probs, labels, cal_probs, cal_labels, methods, size, seeds, bootstrap, a
                 k = len(ATTRIBUTES[attribute])
                 known = labels[attribute][picked] >= 0
                 truth = np.bincount(labels[attribute][picked][known], minlength=k) / known.sum()
-                cal_known = cal_labels[attribute] >= 0
-                cal = ([cal_probs[attribute][cal_known].astype(np.float64)],
-                       [cal_labels[attribute][cal_known].astype(np.int64)])
+                faces = {a: p[picked].astype(np.float64) for a, p in probs.items()}
                 for method in methods:
                     started = time.perf_counter()
-                    found = quantify.estimate(method, *cal, [probs[attribute][picked].astype(np.float64)],
-                                              bootstrap, seed)
+                    found = corrected_shares(method, calibration, faces, attribute, bootstrap, seed,
+                                             stratified=stratified)
                     low, high = quantify.interval(found.point, found.replicates)
                     for i, cls in enumerate(ATTRIBUTES[attribute]):
                         rows.append({"collection": name, "seed": seed, "attribute": attribute, "method": method,
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--methods", nargs="+", default=list(quantify.METHODS), choices=quantify.METHODS)
     parser.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES), choices=list(ATTRIBUTES))
+    parser.add_argument("--unstratified", action="store_true", help="correct each attribute on its own classes "
+                        "(report's default stratifies race by life stage and gender by race)")
     parser.add_argument("--out", help="also write every estimate as CSV here")
     args = parser.parse_args(argv)
     if args.synthetic:
@@ -156,7 +159,8 @@ def main(argv=None) -> int:
     attributes = [a for a in args.attributes if a in probs and a in cal_probs]
     if "race" not in labels or "gender" not in labels or "age_group" not in labels:
         parser.error("the table needs race, gender and age labels with their probabilities")
-    frame = run(probs, labels, cal_probs, cal_labels, args.methods, args.size, args.seeds, args.bootstrap, attributes)
+    frame = run(probs, labels, Calibration(None, cal_probs, cal_labels), args.methods, args.size, args.seeds,
+                args.bootstrap, attributes, not args.unstratified)
     if args.out:
         frame.to_csv(args.out, index=False)
     pd.set_option("display.width", 200)

@@ -16,6 +16,7 @@ from face_analysis.reporting import (DEFAULT_METHOD, ReportError, age_group_prob
 from face_analysis.reporting import command, quantify, synthetic
 from face_analysis.reporting.attributes import ATTRIBUTES, CSV_PROBABILITY_COLUMNS, csv_column
 from face_analysis.reporting.calibration import labelled_arrays
+from face_analysis.reporting.report import corrected_shares
 from face_analysis.reporting.html import report_html
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,42 @@ def test_every_correction_beats_counting_on_a_shift(calibration, method):
     cal_probs, cal_labels = calibration.arrays(["race"])
     found = quantify.estimate(method, cal_probs, cal_labels, [probs["race"].astype(float)], bootstrap=0)
     assert np.abs(found.point - truth).sum() < 0.5 * np.abs(found.counted - truth).sum()
+
+
+def test_life_stage_comes_from_the_age_groups(calibration):
+    (race, stage), (race_labels, stage_labels) = calibration.arrays(["race", "life_stage"])
+    groups = calibration.labels["age_group"]
+    assert stage.shape == (len(calibration), 3) and np.allclose(stage.sum(1), 1, atol=1e-3)
+    assert np.array_equal(stage_labels, np.select([groups <= 2, groups <= 6], [0, 1], 2))
+    assert np.allclose(stage[:, 2], calibration.probs["age_group"][:, 7:].sum(1), atol=1e-6)
+
+
+def test_stratified_correction_follows_errors_that_differ_with_age():
+    """A model leaning to "white" on elders only: plain correction applies the adults' errors to a collection of
+    elders (worse than counting); stratified by life stage, the elders' own."""
+    calibration = build_calibration(synthetic.simulate(4000, seed=21, shares={"age_group": np.full(9, 1 / 9)},
+                                                       elder_lean=1.5), "facenet")
+    elders = {"race": np.array([0.6, 0.1, 0.1, 0.1, 0.1]), "age_group": np.r_[np.zeros(7), 0.7, 0.3]}
+    for seed in range(2):
+        probs, labels = labelled_arrays(synthetic.simulate(3000, seed=22 + seed, shares=elders, elder_lean=1.5))
+        truth = np.bincount(labels["race"], minlength=5) / len(labels["race"])
+        faces = {a: p.astype(float) for a, p in probs.items()}
+        error = {stratified: 100 * np.abs(corrected_shares("pacc", calibration, faces, "race", bootstrap=0,
+                                                           stratified=stratified).point - truth).sum()
+                 for stratified in (False, True)}
+        assert error[True] < 20 and error[True] < 0.5 * error[False]
+
+
+def test_a_joint_class_missing_from_calibration_gets_the_product_of_each_attributes_errors():
+    rng = np.random.default_rng(5)
+    first, second = rng.integers(0, 3, 4000), rng.integers(0, 2, 4000)
+    keep = ~((first == 2) & (second == 1))
+    first, second = first[keep], second[keep]
+    probs = [synthetic.head_probabilities("age_group", first, rng)[:, :3], np.eye(2)[second] * 0.8 + 0.1]
+    probs[0] /= probs[0].sum(1, keepdims=True)
+    fitted = quantify.Quantifier.fit("pacc", probs, [first, second])
+    expected = np.kron(probs[0][first == 2].mean(0), probs[1][second == 1].mean(0))
+    assert np.abs(fitted.matrix[:, 2 * 2 + 1] - expected).max() < 0.02
 
 
 def test_intervals_hold_the_truth_in_a_small_simulation(calibration):

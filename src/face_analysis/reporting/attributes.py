@@ -14,7 +14,14 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {"race": RACES, "gender": GENDERS, "age
 # gender is also read from "gender" and "gender_probability" (the probability of the predicted gender)
 PROBABILITY_FIELDS = {"race": "race_probabilities", "gender": "gender_probabilities",
                       "age_group": "age_group_probabilities"}
-MODEL_FIELD = "model"  # the model type a result was made with (JSON/Parquet: per image; CSV: a column)
+MODEL_FIELD = "model"
+# a coarser attribute made from the age groups: children and teenagers, adults, elders
+LIFE_STAGES: tuple[str, ...] = ("0-19", "20-59", "60+")
+LIFE_STAGE_OF_GROUP = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])  # the life stage of each of the nine age groups
+# the attribute each attribute's correction is stratified by (report's joint classes, then summed over it):
+# the model's race errors differ between children, adults and elders, its gender errors between race groups;
+# chosen on the validation part of FairFace (benchmarks/audit.py --unstratified compares)
+STRATA = {"race": "life_stage", "gender": "race"}  # the model type a result was made with (JSON/Parquet: per image; CSV: a column)
 
 
 class ReportError(FaceAnalysisError):
@@ -33,3 +40,18 @@ CSV_PROBABILITY_COLUMNS = [csv_column(a, name) for a, names in ATTRIBUTES.items(
 def group_of_age(age: float) -> int:
     """The index of the group a (true) age in years falls in."""
     return int(np.searchsorted([high for _, high in GROUP_YEARS.values()], np.floor(age), side="left"))
+
+
+def derived(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None, name: str):
+    """(probabilities, labels or None) of an attribute or of the life stage (made from the age groups), or
+    None when they are not at hand."""
+    if name in probs:
+        return probs[name], None if labels is None else labels[name]
+    if name != "life_stage" or "age_group" not in probs:
+        return None
+    stage_probs = np.zeros((len(probs["age_group"]), len(LIFE_STAGES)), np.float64)
+    np.add.at(stage_probs.T, LIFE_STAGE_OF_GROUP, np.asarray(probs["age_group"], np.float64).T)
+    if labels is None:
+        return stage_probs, None
+    groups = labels["age_group"]
+    return stage_probs, np.where(groups >= 0, LIFE_STAGE_OF_GROUP[np.clip(groups, 0, 8)], -1).astype(np.int8)

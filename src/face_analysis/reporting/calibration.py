@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from face_analysis.labels import AGE_GROUP_INTERVALS
-from face_analysis.reporting.attributes import ATTRIBUTES, ReportError, csv_column, group_of_age
+from face_analysis.reporting.attributes import ATTRIBUTES, ReportError, csv_column, derived, group_of_age
 
 FILE_NAME = "calibration.npz"
 FORMAT_VERSION = 1
@@ -35,12 +35,17 @@ class Calibration:
         return len(next(iter(self.labels.values())))
 
     def arrays(self, attributes: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The probabilities (float64) and labels of the faces labelled for every one of `attributes`."""
-        known = np.logical_and.reduce([self.labels[a] >= 0 for a in attributes])
+        """The probabilities (float64) and labels of the faces labelled for every one of `attributes` (the
+        life stage too, made from the age groups)."""
+        pairs = [derived(self.probs, self.labels, a) for a in attributes]
+        missing = [a for a, pair in zip(attributes, pairs) if pair is None]
+        if missing:
+            raise ReportError(f"the calibration set has no {' and '.join(missing)}")
+        known = np.logical_and.reduce([labels >= 0 for _, labels in pairs])
         if not known.any():
             raise ReportError(f"the calibration set has no face labelled for {' and '.join(attributes)}")
-        return ([self.probs[a][known].astype(np.float64) for a in attributes],
-                [self.labels[a][known].astype(np.int64) for a in attributes])
+        return ([probs[known].astype(np.float64) for probs, _ in pairs],
+                [labels[known].astype(np.int64) for _, labels in pairs])
 
 
 def _label_indices(frame, attribute: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from face_analysis.reporting import quantify
-from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
+from face_analysis.reporting.attributes import ATTRIBUTES, STRATA, ReportError, derived
 from face_analysis.reporting.calibration import Calibration
 from face_analysis.reporting.reading import CHUNK_FACES, read_faces
 
@@ -134,14 +134,38 @@ def _shares(names, point, low, high, counted) -> dict[str, ClassShare]:
             for i, name in enumerate(names)}
 
 
+def corrected_shares(method: str, calibration: Calibration, probs: dict[str, np.ndarray], attribute: str,
+                     bootstrap: int = 200, seed: int = 0, bootstrap_faces: int = 100_000,
+                     stratified: bool = True) -> quantify.Estimate:
+    """One attribute's shares among faces with these probabilities: with `stratified`, the method runs on the
+    joint classes of the attribute and its stratum (attributes.STRATA, when both the faces and the calibration
+    set have it) and the shares are summed over the stratum, so a collection whose mix of the stratum differs
+    from the calibration set's (only elders, say) is corrected with the errors the model makes on that mix."""
+    stratum = STRATA.get(attribute) if stratified else None
+    if stratum and (derived(probs, None, stratum) is None or derived(calibration.probs, None, stratum) is None):
+        stratum = None
+    names = [attribute] + ([stratum] if stratum else [])
+    cal_probs, cal_labels = calibration.arrays(names)
+    found = quantify.estimate(method, cal_probs, cal_labels, [derived(probs, None, n)[0] for n in names],
+                              bootstrap, seed, bootstrap_faces)
+    if not stratum:
+        return found
+    k = len(ATTRIBUTES[attribute])
+    return quantify.Estimate(found.point.reshape(k, -1).sum(1),
+                             found.replicates.reshape(len(found.replicates), k, found.point.size // k).sum(2),
+                             found.counted.reshape(k, -1).sum(1))
+
+
 def report(paths, calibration: Calibration, by: str | None = None, method: str = quantify.DEFAULT_METHOD,
            attributes=None, confidence: float = 0.95, bootstrap: int = 200, seed: int = 0,
-           max_faces: int = MAX_FACES, bootstrap_faces: int = 100_000, chunk_faces: int = CHUNK_FACES) -> Report:
+           max_faces: int = MAX_FACES, bootstrap_faces: int = 100_000, chunk_faces: int = CHUNK_FACES,
+           stratified: bool = True) -> Report:
     """The report of one or more results of `run` (JSON, JSONL, CSV files, Parquet folders or files).
 
     calibration: the model's (calibration.load_calibration); by: an attribute whose classes also get the
     other attributes' shares within them; method: one of quantify.METHODS; bootstrap: replicates for the
-    intervals (0: none, the intervals are the point)."""
+    intervals (0: none, the intervals are the point); stratified: see corrected_shares (shares within `by`
+    groups are corrected on the joint classes of the two attributes alone)."""
     if method not in quantify.METHODS:
         raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
     attributes = [a for a in (attributes or ATTRIBUTES) if a in calibration.probs]
@@ -173,9 +197,8 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str =
     result = Report(sample.faces, skipped, {}, method, model or calibration.model_type, confidence,
                     len(calibration), by, {}, notes)
     for i, attribute in enumerate(attributes):
-        cal_probs, cal_labels = calibration.arrays([attribute])
-        found = quantify.estimate(method, cal_probs, cal_labels, [probs[attribute]], bootstrap, seed + i,
-                                  bootstrap_faces)
+        found = corrected_shares(method, calibration, probs, attribute, bootstrap, seed + i, bootstrap_faces,
+                                 stratified)
         low, high = quantify.interval(found.point, found.replicates, confidence)
         result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, low, high,
                                                sample.counts[attribute] / sample.faces)

@@ -32,11 +32,11 @@ POOL_SHARES = {"race": np.full(5, 0.2), "gender": np.array([0.5, 0.5]),
 
 
 def head_probabilities(attribute: str, labels: np.ndarray, rng: np.random.Generator,
-                       noise_scale: np.ndarray | float = 1.0) -> np.ndarray:
-    """Simulated softmax outputs of one head for faces of the given true classes."""
+                       noise_scale: np.ndarray | float = 1.0, lean: np.ndarray | float = 0.0) -> np.ndarray:
+    """Simulated softmax outputs of one head for faces of the given true classes (lean: added to the scores)."""
     separation, noise, sharpness, bias = HEADS[attribute]
     k = len(ATTRIBUTES[attribute])
-    scores = separation * SIMILARITY[attribute][labels] + bias
+    scores = separation * SIMILARITY[attribute][labels] + bias + lean
     scores = scores + noise * np.asarray(noise_scale).reshape(-1, 1) * rng.standard_normal((len(labels), k))
     scores = sharpness * scores
     scores -= scores.max(1, keepdims=True)
@@ -44,9 +44,11 @@ def head_probabilities(attribute: str, labels: np.ndarray, rng: np.random.Genera
     return probs / probs.sum(1, keepdims=True)
 
 
-def simulate(n: int, seed: int = 0, shares: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+def simulate(n: int, seed: int = 0, shares: dict[str, np.ndarray] | None = None,
+             elder_lean: float = 0.0) -> pd.DataFrame:
     """n labelled faces: true "race", "gender", "age_group" (class indices, drawn independently with the
-    given shares, default POOL_SHARES) and the probability columns of `run`'s CSV."""
+    given shares, default POOL_SHARES) and the probability columns of `run`'s CSV. elder_lean: added to the
+    race head's score of "white" for faces of 60 and over (a model whose race errors differ with age)."""
     rng = np.random.default_rng(seed)
     shares = {**POOL_SHARES, **(shares or {})}
     labels = {a: rng.choice(len(ATTRIBUTES[a]), size=n, p=np.asarray(shares[a]) / np.sum(shares[a]))
@@ -54,7 +56,10 @@ def simulate(n: int, seed: int = 0, shares: dict[str, np.ndarray] | None = None)
     columns = {a: labels[a] for a in ATTRIBUTES}
     for attribute in ATTRIBUTES:
         scale = np.where(labels["gender"] == 1, WOMEN_RACE_NOISE, 1.0) if attribute == "race" else 1.0
-        probs = head_probabilities(attribute, labels[attribute], rng, scale)
+        lean = 0.0
+        if attribute == "race":
+            lean = np.outer(labels["age_group"] >= 7, np.eye(len(ATTRIBUTES["race"]))[0]) * elder_lean
+        probs = head_probabilities(attribute, labels[attribute], rng, scale, lean)
         for i, name in enumerate(ATTRIBUTES[attribute]):
             columns[csv_column(attribute, name)] = probs[:, i].round(4)
     return pd.DataFrame(columns)
