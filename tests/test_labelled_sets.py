@@ -79,6 +79,17 @@ def test_evaluate_runs_photos_through_the_detector(photo_set, tmp_path, capsys):
     assert "## faces: photos through `run`'s path" in (tmp_path / "stats" / "README.md").read_text()
 
 
+def test_two_sets_in_folders_of_the_same_name_both_get_their_figures(tmp_path):
+    first, second = make_photo_set(tmp_path / "a" / "faces", 2), make_photo_set(tmp_path / "b" / "faces", 4)
+    target = tmp_path / "figures.json"
+    assert run_cli("evaluate", "--model_type", "normal", "--data_path", first, second, "--split", "all",
+                   "--stats_dir", tmp_path / "stats", "--json", target) == 0
+    figures = json.loads(target.read_text())
+    assert {name: figures[name]["images"] for name in figures} == {"faces": 2, "faces-2": 4}
+    stats = tmp_path / "stats" / "model_metrics" / "normal_model_stats"
+    assert json.loads((stats / "faces-2" / "metrics.json").read_text())["images"] == 4
+
+
 def test_rows_name_images_by_their_path_so_equal_file_names_do_not_mix(tmp_path):
     """FairFace's own layout: train/1.jpg and val/1.jpg side by side; a row names its image by path."""
     for part, value in (("train", 10), ("val", 200)):

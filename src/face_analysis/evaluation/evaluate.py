@@ -91,10 +91,11 @@ def _decoded_or_none(data: bytes, name: str) -> np.ndarray | None:
 
 def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: Path, split: str = "test",
                     detector: str = "yunet", stats_dir: Path | None = paths.STATS_DIR, tta: bool = False,
-                    precision: str = DEFAULT_PRECISION) -> dict:
+                    precision: str = DEFAULT_PRECISION, source: str | None = None) -> dict:
     """Evaluate a saved model on a labelled photo set (FairFace-style CSV) exactly as `run` analyses photos:
     the default detector, the model's crop, the compiled model at `precision` (`--tta` when tta). The part
-    evaluated is the set's content-hash split."""
+    evaluated is the set's content-hash split. source: the name of its figures and statistics folder (default:
+    the name of the CSV's folder, lower case)."""
     from face_analysis.analyzer import FaceAnalyzer
     from face_analysis.data import labelled as labelled_sets
 
@@ -103,7 +104,7 @@ def evaluate_photos(model_type: str | None, model_path: Path | None, set_path: P
         output_guard.check_stats_folder("--stats_dir", stats_dir, sources, paths.STATS_ENTRIES)
     analyzer = FaceAnalyzer(model_type, model_path, detector, min_face=0, tta=tta, precision=precision)
     predicted = photo_predictions(analyzer, set_path, split)
-    source = labelled_sets.label_csv(set_path).parent.name.lower()
+    source = source or labelled_sets.label_csv(set_path).parent.name.lower()
     metrics = {"model_type": analyzer.model_type, "source": source, "split": split, "detector": detector,
                "precision": precision, "tta": tta, **photo_metrics(predicted)}
     if stats_dir is not None:
@@ -185,6 +186,11 @@ def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths
     if chips:
         results["utkface"] = evaluate(model_type, model_path, chips, split, stats_dir, tta=tta, precision=precision)
     for path in photo_sets:
-        metrics = evaluate_photos(model_type, model_path, path, split, detector, stats_dir, tta, precision)
-        results[metrics["source"]] = metrics
+        name = labelled_sets.label_csv(path).parent.name.lower()
+        source, copy = name, 1
+        while source in results:  # two sets in folders of the same name (two parts of FairFace): faces-2
+            copy += 1
+            source = f"{name}-{copy}"
+        results[source] = evaluate_photos(model_type, model_path, path, split, detector, stats_dir, tta, precision,
+                                          source)
     return results
