@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "file,age,gender,race such as ../shared/data/FairFace), in any mix "
                             "(default: dataset_1.tar.gz dataset_2.tar.gz)")
     train.add_argument("--epochs", type=POSITIVE_INT,
-                       help="training epochs (default: facenet 2 fine-tuning, normal 20)")
+                       help="training epochs (default: facenet 2 fine-tuning, normal 6)")
     train.add_argument("--head_epochs", type=COUNT, default=None,
                        help="facenet: epochs training the heads on the frozen backbone first (default 1)")
     train.add_argument("--fine_tune_from", choices=FACENET_STAGES, default=None,

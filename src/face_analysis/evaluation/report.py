@@ -123,7 +123,8 @@ def photo_tables(stats_dir: Path) -> list[str]:
                   f"The {rows[0]['split']} part of `{source}` (content-hash split), each photo analysed as `run` "
                   "does it (default detector, the model's crop, the compiled int8 model); a photo whose face is "
                   "not found counts as wrong. "
-                  "Produced by `python src/main.py evaluate --model_type TYPE --data_path path/to/" + source + "`.", "",
+                  "Produced by `python src/main.py evaluate --model_type TYPE --data_path PATH...` with this set's "
+                  "folder among the paths (a second set whose folder has the same name is called `NAME-2`).", "",
                   "| model | photos | faces not found | age group (9) | within one group | gender | race (5) "
                   "| race without others | gender, worst / best race group (found) |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -14,14 +14,14 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {"race": RACES, "gender": GENDERS, "age
 # gender is also read from "gender" and "gender_probability" (the probability of the predicted gender)
 PROBABILITY_FIELDS = {"race": "race_probabilities", "gender": "gender_probabilities",
                       "age_group": "age_group_probabilities"}
-MODEL_FIELD = "model"
+MODEL_FIELD = "model"  # the model type a result was made with (JSON/Parquet: per image; CSV: a column)
 # a coarser attribute made from the age groups: children and teenagers, adults, elders
 LIFE_STAGES: tuple[str, ...] = ("0-19", "20-59", "60+")
 LIFE_STAGE_OF_GROUP = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])  # the life stage of each of the nine age groups
 # the attribute each attribute's correction is stratified by (report's joint classes, then summed over it):
 # the model's race errors differ between children, adults and elders, its gender errors between race groups;
 # chosen on the validation part of FairFace (benchmarks/audit.py --unstratified compares)
-STRATA = {"race": "life_stage", "gender": "race"}  # the model type a result was made with (JSON/Parquet: per image; CSV: a column)
+STRATA = {"race": "life_stage", "gender": "race"}
 
 
 class ReportError(FaceAnalysisError):
