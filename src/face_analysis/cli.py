@@ -14,7 +14,7 @@ from pathlib import Path
 from face_analysis import __version__, commands
 from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, WIDEN, number, port
 from face_analysis.errors import FaceAnalysisError, UsageError
-from face_analysis.labels import DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
+from face_analysis.labels import DEFAULT_EPOCHS, DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
 from face_analysis.training.distribution import STRATEGIES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "file,age,gender,race such as ../shared/data/FairFace), in any mix "
                             "(default: dataset_1.tar.gz dataset_2.tar.gz)")
     train.add_argument("--epochs", type=POSITIVE_INT,
-                       help="training epochs (default: facenet 2 fine-tuning, normal 6)")
+                       help=f"training epochs (default: facenet {DEFAULT_EPOCHS['facenet']} fine-tuning, "
+                            f"normal {DEFAULT_EPOCHS['normal']})")
     train.add_argument("--head_epochs", type=COUNT, default=None,
                        help="facenet: epochs training the heads on the frozen backbone first (default 1)")
     train.add_argument("--fine_tune_from", choices=FACENET_STAGES, default=None,
