@@ -228,11 +228,18 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_read(tmp_path, photo, cap
     (["train", "--epochs", "0"], "is not a whole number of at least 1"),
     (["train", "--batch_size", "0"], "is not a whole number of at least 1"),
     (["train", "--head_epochs", "-1"], "is not a whole number of at least 0"),
+    (["train", "--distill_from", "m", "--distill_weight", "1.5"], "is not a share from 0 to 1"),
+    (["serve", "--port", "65536"], "is not a port number (0 to 65535)"),
 ])
 def test_numbers_out_of_range_are_usage_errors(args, message, capsys):
     with pytest.raises(SystemExit) as stop:
         run_cli(*args)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_distillation_weight_without_a_teacher_is_a_usage_error(capsys):
+    assert run_cli("train", "--model_type", "normal", "--distill_weight", "0.8") == 2
+    assert "--distill_weight is for --distill_from" in capsys.readouterr().err
 
 
 def test_results_into_a_folder_is_a_usage_error(tmp_path, astronaut_jpg, capsys):

@@ -144,9 +144,10 @@ def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_pa
         pytest.skip("the teacher is the facenet model")
     student = tmp_path / "student"
     assert run_cli("train", "--model_type", "normal", "--data_path", tiny_utk, "--epochs", 1, "--batch_size", 16,
-                   "--distill_from", model_dir, "--model_path", student, "--stats_dir", tmp_path / "stats") == 0
+                   "--distill_from", model_dir, "--distill_weight", 0.8, "--model_path", student,
+                   "--stats_dir", tmp_path / "stats") == 0
     _, info = model_store.load_model(student, "normal")
-    assert info["distilled_from"] == str(model_dir)
+    assert info["distilled_from"] == str(model_dir) and info["distill_weight"] == 0.8
 
 
 def test_age_loss_rewards_mass_inside_an_age_group_and_near_an_exact_age():

