@@ -14,7 +14,8 @@ from pathlib import Path
 from face_analysis import __version__, commands
 from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, SHARE, WIDEN, number, port
 from face_analysis.errors import FaceAnalysisError, UsageError
-from face_analysis.labels import DEFAULT_DISTILL_WEIGHT, DEFAULT_EPOCHS, DEFAULT_PRECISION, FACENET_STAGES, MODEL_TYPES, PRECISIONS
+from face_analysis.labels import (DEFAULT_DISTILL_WEIGHT, DEFAULT_EPOCHS, DEFAULT_PRECISION, FACENET_STAGES,
+                                  MODEL_TYPES, PRECISIONS)
 from face_analysis.training.distribution import STRATEGIES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ start-up chatter out of the output

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from face_analysis import paths
 from face_analysis.data.prepare import PreparedData, prepare_data
-from face_analysis.labels import GENDERS, MAX_AGE, RACES
+from face_analysis.labels import DEFAULT_DISTILL_WEIGHT, GENDERS, MAX_AGE, RACES
 from face_analysis.models import architectures as build_model
 from face_analysis.models import compiled as lite_model
 from face_analysis.models import store as model_store
@@ -58,7 +58,7 @@ def teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) ->
 
 
 def soft_targets(frame: pd.DataFrame, teacher: dict[str, np.ndarray] | None = None,
-                 weight: float = 0.0) -> dict[str, np.ndarray]:
+                 weight: float = DEFAULT_DISTILL_WEIGHT) -> dict[str, np.ndarray]:
     """Probability targets: the true labels (a Gaussian around an exact age, uniform over an age group,
     one-hot classes), mixed with a teacher's probabilities at `weight` when a teacher is given."""
     ages = np.arange(MAX_AGE + 1, dtype=np.float32)
