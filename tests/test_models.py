@@ -7,7 +7,9 @@ import pytest
 from face_analysis.models import architectures as build_model
 from face_analysis.models import facenet_backbone
 from face_analysis.models import store as model_store
-from face_analysis.labels import FACENET_STAGES, GENDERS, MAX_AGE, RACES
+from face_analysis.labels import FACENET_STAGES, GENDERS, INPUT_SIZES, MAX_AGE, RACES
+
+NORMAL_SIZE = INPUT_SIZES["normal"]
 
 
 def _check_outputs(model, size):
@@ -21,8 +23,8 @@ def _check_outputs(model, size):
 
 def test_normal_architecture_shapes():
     model = build_model.build_normal_model()
-    assert model.input.shape[1:] == (64, 64, 3)
-    _check_outputs(model, 64)
+    assert model.input.shape[1:] == (NORMAL_SIZE, NORMAL_SIZE, 3)
+    _check_outputs(model, NORMAL_SIZE)
 
 
 def test_facenet_architecture_shapes_and_frozen_stem():
@@ -77,7 +79,7 @@ def test_backbone_file_is_checked(monkeypatch, tmp_path):
 def saved_normal(tmp_path_factory):
     model = build_model.build_normal_model()
     directory = tmp_path_factory.mktemp("models") / "normal_model"
-    model_store.save_model(model, directory, {"model_type": "normal", "input_size": 64}, {"split.csv": b"x\n"})
+    model_store.save_model(model, directory, {"model_type": "normal", "input_size": NORMAL_SIZE}, {"split.csv": b"x\n"})
     return model, directory
 
 
@@ -85,7 +87,7 @@ def test_save_and_load_round_trip(saved_normal):
     model, directory = saved_normal
     loaded, info = model_store.load_model(directory, "normal")
     assert info["model_type"] == "normal"
-    x = np.random.default_rng(1).uniform(0, 255, (3, 64, 64, 3)).astype("float32")
+    x = np.random.default_rng(1).uniform(0, 255, (3, NORMAL_SIZE, NORMAL_SIZE, 3)).astype("float32")
     expected, got = model.predict_on_batch(x), loaded.predict_on_batch(x)
     for key in expected:  # weights are stored as float16
         assert np.abs(expected[key] - got[key]).max() < 2e-2
@@ -127,7 +129,7 @@ def test_interrupted_save_keeps_the_previous_model(saved_normal, monkeypatch):
 
     monkeypatch.setattr(model_store.np, "savez_compressed", disk_full)
     with pytest.raises(OSError, match="No space"):
-        model_store.save_model(model, directory, {"model_type": "normal", "input_size": 64})
+        model_store.save_model(model, directory, {"model_type": "normal", "input_size": NORMAL_SIZE})
     assert (directory / "weights.npz").read_bytes() == before
     model_store.load_model(directory, "normal")
     assert not any(p.name.startswith(".") for p in directory.parent.iterdir())
@@ -144,7 +146,7 @@ def test_float32_export_agrees_with_keras(saved_normal, tiny_utk):
     lite, info = lite_model.load_lite_model(directory, "normal", precision="float32")
     assert lite_model.tflite_path(directory).is_file()
     keras_model, _ = model_store.load_model(directory, "normal")
-    images = prepare_data([tiny_utk], 64, use_cache=False).images.astype("float32")
+    images = prepare_data([tiny_utk], NORMAL_SIZE, use_cache=False).images.astype("float32")
     expected, got = keras_model.predict_on_batch(images), lite(images)
     ages = np.arange(MAX_AGE + 1)
     assert np.abs(expected["age"] @ ages - got["age"] @ ages).max() < 0.5
@@ -158,7 +160,7 @@ def test_run_tta_averages_each_face_with_its_mirror_image(saved_normal):
     from face_analysis.analyzer import FaceAnalyzer
 
     _, directory = saved_normal
-    crops = np.random.default_rng(1).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    crops = np.random.default_rng(1).integers(0, 256, (5, NORMAL_SIZE, NORMAL_SIZE, 3), dtype=np.uint8)
     plain_analyzer = FaceAnalyzer(model_path=directory, detector="none", precision="float32")
     plain, mirrored = plain_analyzer.predict_crops(crops), plain_analyzer.predict_crops(crops[:, :, ::-1])
     averaged = FaceAnalyzer(model_path=directory, detector="none", tta=True,

@@ -119,12 +119,14 @@ def test_train_replaces_only_a_folder_holding_a_saved_model(tiny_utk, tmp_path, 
 
 
 def test_save_model_refuses_a_foreign_folder(tmp_path):
+    from face_analysis.labels import INPUT_SIZES
     from face_analysis.models import architectures as build_model
     from face_analysis.models import store as model_store
 
     (tmp_path / "keep.txt").write_text("x")
     with pytest.raises(model_store.ModelError, match="not a model saved by this tool"):
-        model_store.save_model(build_model.build_normal_model(), tmp_path, {"model_type": "normal", "input_size": 64})
+        model_store.save_model(build_model.build_normal_model(), tmp_path,
+                               {"model_type": "normal", "input_size": INPUT_SIZES["normal"]})
     assert (tmp_path / "keep.txt").read_text() == "x"
 
 

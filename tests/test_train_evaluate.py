@@ -184,9 +184,10 @@ def test_train_on_utkface_and_a_labelled_photo_set_together(tiny_utk, tmp_path):
     image = image_io.load_image(next(p for p in photos.iterdir() if p.suffix == ".jpg"))
     box = analyzer.detector.detect(image)[0].box
     chip = analyzer.detector.chip_crop
-    wide = face_crop.crop_face(image, box, 64, 1.5 * chip["scale"], chip["shift_y"])
+    size = info["input_size"]
+    wide = face_crop.crop_face(image, box, size, 1.5 * chip["scale"], chip["shift_y"])
     assert np.array_equal(analyzer.crops(image, [box])[0], wide)
-    assert not np.array_equal(wide, face_crop.crop_face(image, box, 64, chip["scale"], chip["shift_y"]))
+    assert not np.array_equal(wide, face_crop.crop_face(image, box, size, chip["scale"], chip["shift_y"]))
 
 
 

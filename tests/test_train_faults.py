@@ -12,6 +12,7 @@ from io import BytesIO
 import pytest
 
 from conftest import REPO_ROOT, run_cli
+from face_analysis.labels import INPUT_SIZES
 from face_analysis.models import architectures as build_model
 from face_analysis.models import store as model_store
 from face_analysis.data import utk as utk_data
@@ -65,7 +66,8 @@ def test_archive_members_never_land_outside(tiny_utk, tmp_path):
 def test_sigkill_mid_training_then_resume(tiny_utk, tmp_path, private_cache):
     """The shipped model stays loadable while a run is killed; --resume finishes from the last checkpoint."""
     model_dir = tmp_path / "normal_model"
-    model_store.save_model(build_model.build_normal_model(), model_dir, {"model_type": "normal", "input_size": 64})
+    model_store.save_model(build_model.build_normal_model(), model_dir,
+                           {"model_type": "normal", "input_size": INPUT_SIZES["normal"]})
     shipped = (model_dir / "manifest.json").read_bytes()
     args = ["train", "--model_type", "normal", "--data_path", str(tiny_utk), "--epochs", "40", "--batch_size", "8",
             "--model_path", str(model_dir), "--stats_dir", str(tmp_path / "stats")]
