@@ -33,6 +33,8 @@ from face_analysis.reporting.calibration import Calibration, labelled_arrays, lo
 from face_analysis.reporting.report import corrected_shares
 from face_analysis.reporting.synthetic import simulate
 
+DEFAULT = "default"  # --methods: each attribute's own default method (quantify.DEFAULT_METHODS), as `report` runs
+
 
 def collections(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Sampling weights of each row for every skewed collection."""
@@ -80,8 +82,8 @@ def run(probs, labels, calibration: Calibration, methods, size, seeds, bootstrap
                 faces = {a: p[picked].astype(np.float64) for a, p in probs.items()}
                 for method in methods:
                     started = time.perf_counter()
-                    found = corrected_shares(method, calibration, faces, attribute, bootstrap, seed,
-                                             stratified=stratified)
+                    found = corrected_shares(quantify.DEFAULT_METHODS[attribute] if method == DEFAULT else method,
+                                             calibration, faces, attribute, bootstrap, seed, stratified=stratified)
                     low, high = quantify.interval(found.point, found.replicates)
                     for i, cls in enumerate(ATTRIBUTES[attribute]):
                         rows.append({"collection": name, "seed": seed, "attribute": attribute, "method": method,
@@ -137,7 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=1000, help="faces a collection (default 1000)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--bootstrap", type=int, default=100)
-    parser.add_argument("--methods", nargs="+", default=list(quantify.METHODS), choices=quantify.METHODS)
+    parser.add_argument("--methods", nargs="+", default=[*quantify.METHODS, DEFAULT],
+                        choices=[*quantify.METHODS, DEFAULT],
+                        help=f"the methods to compare ({DEFAULT}: each attribute's, as report's default)")
     parser.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES), choices=list(ATTRIBUTES))
     parser.add_argument("--unstratified", action="store_true", help="correct each attribute on its own classes "
                         "(report's default stratifies race by life stage and gender by race)")
@@ -167,7 +171,7 @@ def main(argv=None) -> int:
     print(f"{len(collections(labels))} collections of {args.size} faces, {args.seeds} seeds, calibration "
           f"{len(calibration)} faces, {args.bootstrap} bootstrap replicates; errors in points\n")
     print(summary(frame).round(2).to_string(index=False))
-    best = quantify.DEFAULT_METHOD if quantify.DEFAULT_METHOD in args.methods else args.methods[-1]
+    best = DEFAULT if DEFAULT in args.methods else args.methods[-1]
     if "cc" in args.methods:
         print(f"\nper collection, counted (cc) and {best}:\n")
         print(per_collection(frame, best).to_string())

@@ -11,7 +11,7 @@ import pytest
 
 from face_analysis.errors import FaceAnalysisError
 from face_analysis.labels import AGE_BUCKETS, MAX_AGE
-from face_analysis.reporting import (DEFAULT_METHOD, ReportError, age_group_probabilities, build_calibration,
+from face_analysis.reporting import (DEFAULT_METHODS, ReportError, age_group_probabilities, build_calibration,
                                      load_calibration, report, save_calibration)
 from face_analysis.reporting import command, quantify, synthetic
 from face_analysis.reporting.attributes import ATTRIBUTES, CSV_PROBABILITY_COLUMNS, csv_column
@@ -62,7 +62,8 @@ def test_default_method_recovers_a_known_prior_shift(calibration):
     probs, labels = labelled_arrays(frame)
     truth = np.bincount(labels["race"], minlength=5) / len(frame)
     cal_probs, cal_labels = calibration.arrays(["race"])
-    found = quantify.estimate(DEFAULT_METHOD, cal_probs, cal_labels, [probs["race"].astype(float)], bootstrap=0)
+    found = quantify.estimate(DEFAULT_METHODS["race"], cal_probs, cal_labels, [probs["race"].astype(float)],
+                              bootstrap=0)
     assert 100 * np.abs(found.counted - truth).sum() > 15  # what counting gets wrong
     assert 100 * np.abs(found.point - truth).sum() < 6
 
@@ -100,6 +101,25 @@ def test_stratified_correction_follows_errors_that_differ_with_age():
         assert error[True] < 20 and error[True] < 0.5 * error[False]
 
 
+def test_a_correction_stratified_by_two_attributes_sums_their_joint_classes(calibration, monkeypatch):
+    """attributes.STRATA may name several strata: the method runs on the joint classes of all of them (gender x
+    race x life stage: 30) and the shares are the sums over the strata."""
+    from face_analysis.reporting import attributes
+
+    probs, _ = labelled_arrays(synthetic.simulate(800, seed=17, shares=SHIFT))
+    faces = {a: p.astype(float) for a, p in probs.items()}
+    monkeypatch.setitem(attributes.STRATA, "gender", ("race", "life_stage"))
+    found = corrected_shares("pacc", calibration, faces, "gender", bootstrap=5)
+    cal_probs, cal_labels = calibration.arrays(["gender", "race", "life_stage"])
+    stage = np.zeros((len(faces["age_group"]), 3))  # the faces' life stage, summed from their age groups
+    np.add.at(stage.T, attributes.LIFE_STAGE_OF_GROUP, faces["age_group"].T)
+    joint = quantify.estimate("pacc", cal_probs, cal_labels, [faces["gender"], faces["race"], stage], bootstrap=0)
+    assert joint.point.shape == (30,)
+    assert found.point.shape == (2,) and found.replicates.shape == (5, 2)
+    np.testing.assert_allclose(found.point, joint.point.reshape(2, 15).sum(1), atol=1e-9)
+    assert found.point.sum() == pytest.approx(1)
+
+
 def test_a_joint_class_missing_from_calibration_gets_the_product_of_each_attributes_errors():
     rng = np.random.default_rng(5)
     first, second = rng.integers(0, 3, 4000), rng.integers(0, 2, 4000)
@@ -118,8 +138,8 @@ def test_intervals_hold_the_truth_in_a_small_simulation(calibration):
         probs, labels = labelled_arrays(synthetic.simulate(600, seed=100 + seed, shares=SHIFT))
         for attribute in ("race", "gender"):
             cal_probs, cal_labels = calibration.arrays([attribute])
-            found = quantify.estimate(DEFAULT_METHOD, cal_probs, cal_labels, [probs[attribute].astype(float)],
-                                      bootstrap=40, seed=seed)
+            found = quantify.estimate(DEFAULT_METHODS[attribute], cal_probs, cal_labels,
+                                      [probs[attribute].astype(float)], bootstrap=40, seed=seed)
             low, high = quantify.interval(found.point, found.replicates)
             truth = np.bincount(labels[attribute], minlength=len(low)) / len(labels[attribute])
             covered += int(((low <= truth) & (truth <= high)).sum())
@@ -147,6 +167,25 @@ def test_json_jsonl_csv_and_parquet_give_the_same_report(tmp_path, calibration):
     assert reports[0]["model"] == "facenet"
     for other in reports[1:]:
         assert other == reports[0]
+
+
+def test_the_default_corrects_each_attribute_with_its_own_method(tmp_path, calibration):
+    """Without --method, gender is corrected with acc and race with pacc (quantify.DEFAULT_METHODS), and the
+    report names both; --method applies one method to every attribute."""
+    frame = synthetic.simulate(500, seed=16, shares={"gender": np.array([0.25, 0.75]), **SHIFT})
+    path = _write_json(tmp_path / "r.json", synthetic.results_of(frame))
+    probs, _ = labelled_arrays(frame)
+    faces = {a: p.astype(float) for a, p in probs.items()}
+    default = report([path], calibration, bootstrap=0)
+    assert DEFAULT_METHODS["gender"] != DEFAULT_METHODS["race"]
+    assert default.method == ", ".join(f"{a} {m}" for a, m in DEFAULT_METHODS.items())
+    for attribute in ("race", "gender"):
+        expected = corrected_shares(DEFAULT_METHODS[attribute], calibration, faces, attribute, bootstrap=0).point
+        other = "pacc" if DEFAULT_METHODS[attribute] == "acc" else "acc"
+        elsewise = corrected_shares(other, calibration, faces, attribute, bootstrap=0).point
+        got = np.array([s.estimate for s in default.attributes[attribute].values()])
+        assert np.abs(got - expected).max() < 1e-3 < np.abs(got - elsewise).max()
+    assert report([path], calibration, method="pacc", bootstrap=0).method == "pacc"
 
 
 def test_report_json_schema_by_and_html(tmp_path, calibration):

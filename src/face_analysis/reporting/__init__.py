@@ -22,9 +22,9 @@ the manifest check by the command line (face_analysis.commands)."""
 from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
 from face_analysis.results import age_group_probabilities
 from face_analysis.reporting.calibration import Calibration, build_calibration, load_calibration, save_calibration
-from face_analysis.reporting.quantify import DEFAULT_METHOD, METHODS
+from face_analysis.reporting.quantify import DEFAULT_METHODS, METHODS
 from face_analysis.reporting.report import ClassShare, GroupReport, Report, report
 
-__all__ = ["ATTRIBUTES", "Calibration", "ClassShare", "DEFAULT_METHOD", "GroupReport", "METHODS", "Report",
+__all__ = ["ATTRIBUTES", "Calibration", "ClassShare", "DEFAULT_METHODS", "GroupReport", "METHODS", "Report",
            "ReportError", "age_group_probabilities", "build_calibration", "load_calibration", "report",
            "save_calibration"]

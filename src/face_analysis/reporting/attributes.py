@@ -18,10 +18,10 @@ MODEL_FIELD = "model"  # the model type a result was made with (JSON/Parquet: pe
 # a coarser attribute made from the age groups: children and teenagers, adults, elders
 LIFE_STAGES: tuple[str, ...] = ("0-19", "20-59", "60+")
 LIFE_STAGE_OF_GROUP = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])  # the life stage of each of the nine age groups
-# the attribute each attribute's correction is stratified by (report's joint classes, then summed over it):
+# the attributes each attribute's correction is stratified by (report's joint classes, then summed over them):
 # the model's race errors differ between children, adults and elders, its gender errors between race groups;
 # chosen on the validation part of FairFace (benchmarks/audit.py --unstratified compares)
-STRATA = {"race": "life_stage", "gender": "race"}
+STRATA: dict[str, tuple[str, ...]] = {"race": ("life_stage",), "gender": ("race",)}
 
 
 class ReportError(FaceAnalysisError):

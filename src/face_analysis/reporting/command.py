@@ -11,7 +11,7 @@ from pathlib import Path
 
 from face_analysis.errors import UsageError
 from face_analysis.reporting.attributes import ATTRIBUTES
-from face_analysis.reporting.quantify import DEFAULT_METHOD, METHODS
+from face_analysis.reporting.quantify import DEFAULT_METHODS, METHODS
 
 DESCRIPTION = ("The share of each race, gender and age group among the faces of run's results (JSON, JSONL, CSV, "
                "Parquet folders), counted and corrected for the model's errors with a 95 % interval.")
@@ -46,8 +46,9 @@ def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     parser.add_argument("--model_path", metavar="DIR",
                         help="the model that made the results, for its calibration (default: the shipped model "
                              "of the type the results name)")
-    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                        help=f"the correction (default {DEFAULT_METHOD}; cc: counting, no correction)")
+    defaults = ", ".join(f"{method} for {attribute}" for attribute, method in DEFAULT_METHODS.items())
+    parser.add_argument("--method", choices=METHODS,
+                        help=f"the correction of every attribute (default: {defaults}; cc: counting, no correction)")
     parser.add_argument("--bootstrap", type=_count, default=200, help="bootstrap replicates for the intervals "
                         "(default 200; 0: no interval)")
     parser.add_argument("--confidence", type=_fraction, default=0.95, help="interval level (default 0.95)")

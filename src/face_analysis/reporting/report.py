@@ -138,17 +138,16 @@ def corrected_shares(method: str, calibration: Calibration, probs: dict[str, np.
                      bootstrap: int = 200, seed: int = 0, bootstrap_faces: int = 100_000,
                      stratified: bool = True) -> quantify.Estimate:
     """One attribute's shares among faces with these probabilities: with `stratified`, the method runs on the
-    joint classes of the attribute and its stratum (attributes.STRATA, when both the faces and the calibration
-    set have it) and the shares are summed over the stratum, so a collection whose mix of the stratum differs
+    joint classes of the attribute and its strata (attributes.STRATA, those both the faces and the calibration
+    set have) and the shares are summed over the strata, so a collection whose mix of a stratum differs
     from the calibration set's (only elders, say) is corrected with the errors the model makes on that mix."""
-    stratum = STRATA.get(attribute) if stratified else None
-    if stratum and (derived(probs, None, stratum) is None or derived(calibration.probs, None, stratum) is None):
-        stratum = None
-    names = [attribute] + ([stratum] if stratum else [])
+    strata = [s for s in (STRATA.get(attribute, ()) if stratified else ())
+              if derived(probs, None, s) is not None and derived(calibration.probs, None, s) is not None]
+    names = [attribute] + strata
     cal_probs, cal_labels = calibration.arrays(names)
     found = quantify.estimate(method, cal_probs, cal_labels, [derived(probs, None, n)[0] for n in names],
                               bootstrap, seed, bootstrap_faces)
-    if not stratum:
+    if not strata:
         return found
     k = len(ATTRIBUTES[attribute])
     return quantify.Estimate(found.point.reshape(k, -1).sum(1),
@@ -156,19 +155,21 @@ def corrected_shares(method: str, calibration: Calibration, probs: dict[str, np.
                              found.counted.reshape(k, -1).sum(1))
 
 
-def report(paths, calibration: Calibration, by: str | None = None, method: str = quantify.DEFAULT_METHOD,
+def report(paths, calibration: Calibration, by: str | None = None, method: str | None = None,
            attributes=None, confidence: float = 0.95, bootstrap: int = 200, seed: int = 0,
            max_faces: int = MAX_FACES, bootstrap_faces: int = 100_000, chunk_faces: int = CHUNK_FACES,
            stratified: bool = True) -> Report:
     """The report of one or more results of `run` (JSON, JSONL, CSV files, Parquet folders or files).
 
     calibration: the model's (calibration.load_calibration); by: an attribute whose classes also get the
-    other attributes' shares within them; method: one of quantify.METHODS; bootstrap: replicates for the
+    other attributes' shares within them; method: one of quantify.METHODS for every attribute (default: each
+    attribute's quantify.DEFAULT_METHODS, also within `by` groups); bootstrap: replicates for the
     intervals (0: none, the intervals are the point); stratified: see corrected_shares (shares within `by`
     groups are corrected on the joint classes of the two attributes alone)."""
-    if method not in quantify.METHODS:
+    if method is not None and method not in quantify.METHODS:
         raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
     attributes = [a for a in (attributes or ATTRIBUTES) if a in calibration.probs]
+    methods = {a: method or quantify.DEFAULT_METHODS[a] for a in attributes}
     if not attributes:
         raise ReportError("the calibration set has none of the attributes asked for")
     if by and by not in attributes:
@@ -194,11 +195,12 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str =
     if sample.faces > max_faces:
         notes.append(f"the corrected shares use a uniform sample of {max_faces} of the {sample.faces} faces")
     probs = sample.arrays()
-    result = Report(sample.faces, skipped, {}, method, model or calibration.model_type, confidence,
+    named = method or ", ".join(f"{a} {m}" for a, m in methods.items())
+    result = Report(sample.faces, skipped, {}, named, model or calibration.model_type, confidence,
                     len(calibration), by, {}, notes)
     for i, attribute in enumerate(attributes):
-        found = corrected_shares(method, calibration, probs, attribute, bootstrap, seed + i, bootstrap_faces,
-                                 stratified)
+        found = corrected_shares(methods[attribute], calibration, probs, attribute, bootstrap, seed + i,
+                                 bootstrap_faces, stratified)
         low, high = quantify.interval(found.point, found.replicates, confidence)
         result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, low, high,
                                                sample.counts[attribute] / sample.faces)
@@ -207,8 +209,8 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str =
         within = {g: {} for g in groups}
         for i, attribute in enumerate(a for a in attributes if a != by):
             cal_probs, cal_labels = calibration.arrays([attribute, by])
-            found = quantify.estimate(method, cal_probs, cal_labels, [probs[attribute], probs[by]], bootstrap,
-                                      seed + 100 + i, bootstrap_faces)
+            found = quantify.estimate(methods[attribute], cal_probs, cal_labels, [probs[attribute], probs[by]],
+                                      bootstrap, seed + 100 + i, bootstrap_faces)
             k = len(ATTRIBUTES[attribute])
             point = found.point.reshape(k, len(groups))
             replicates = found.replicates.reshape(-1, k, len(groups))
