@@ -1,5 +1,5 @@
 """How far off are a collection's shares, counted and corrected, and do the intervals hold the truth? The
-choice of `report`'s default method (issue 24).
+choice of `report`'s default methods (issue 24).
 
 A labelled prediction table (one row a face: true labels and the model's probabilities) is resampled into
 skewed collections (80 % of each race group, 90 % women, 90 % men, children only (0-19), elders only (60+), and

@@ -287,6 +287,9 @@ def test_command_writes_json_and_html(tmp_path, calibration, capsys):
     assert data["method"] == "pacc" and data["by"]["attribute"] == "gender"
     assert (tmp_path / "out.html").read_text().startswith("<!doctype html>")
     assert "race" in capsys.readouterr().out
+    args = parser.parse_args(["report", str(results), "--json", str(tmp_path / "default.json"), "--bootstrap", "0"])
+    assert command.run_report(args, default_model_dir=lambda model_type: tmp_path) == 0
+    assert json.loads((tmp_path / "default.json").read_text())["method"] == "race pacc, gender acc, age_group pacc"
 
 
 def _audit():

@@ -4,7 +4,7 @@ GENDERS = ("male", "female")
 RACES = ("white", "black", "asian", "indian", "others")
 # the facts of each model family, in one place (the builders are in models/architectures.py)
 INPUT_SIZES = {"facenet": 160, "normal": 72}  # pixels of the square RGB face each model takes
-# facenet: fine-tuning epochs, after its head epochs; normal: the shipped recipe (about 115 min on 2 cores)
+# facenet: fine-tuning epochs, after its head epochs; normal: the shipped recipe (about 113 min on 2 cores)
 DEFAULT_EPOCHS = {"facenet": 2, "normal": 10}
 DEFAULT_DISTILL_WEIGHT = 0.5  # normal with a teacher: the share of its probabilities in the targets
 MODEL_TYPES = tuple(INPUT_SIZES)

@@ -8,7 +8,7 @@ Modules:
     reading      `read_faces`: JSON, JSONL, CSV and Parquet results streamed in chunks of probability arrays
     json_items   the results of a JSON list or a JSONL file decoded one at a time
     quantify     the quantification methods (cc, pcc, acc, pacc, emq, emq_bcts) and the bootstrap that
-                 resamples the collection and the calibration set together; the default method and why
+                 resamples the collection and the calibration set together; the default methods and why
     calibration  the held-out predictions a model ships with (calibration.npz): build, save, load
     report       `report(paths, calibration, by=...) -> Report` and the Report dataclasses, text and JSON
     html         the self-contained HTML page (matplotlib bar charts embedded as PNG)

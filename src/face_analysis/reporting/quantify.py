@@ -14,7 +14,8 @@ Methods (the literature's names; Forman 2008, Bella et al. 2010, Saerens et al. 
               per class, fitted on the calibration set (maximum likelihood, Newton's method), make the
               probabilities calibrated for the calibration set's mix, whose mean is then EM's prior
 
-Default: pacc, chosen on benchmarks/audit.py's synthetic benchmark (`--synthetic`: a simulated classifier
+Defaults (DEFAULT_METHODS): pacc for race and age groups, acc for gender. pacc was chosen first, on
+benchmarks/audit.py's synthetic benchmark (`--synthetic`: a simulated classifier
 biased toward its training mix, over-confident, confusing similar classes, with race errors that differ between
 women and men; the ten skewed collections of issue 24, 1,000 faces each, 3 seeds, a calibration set of 2,000
 other faces, 100 bootstrap replicates). Total absolute error of the five race shares, mean / worst collection
@@ -28,8 +29,9 @@ intervals are the point of a report. This is a simulation: benchmarks/audit.py o
 decides on real errors (issue 24's first try found EM better than acc there) and DEFAULT_METHODS follows it:
 on FairFace's validation part split in halves (8 splits, each half the calibration of the other, 3 seeds; three
 models), acc corrects gender (stratified by race) with the same mean error as pacc but a smaller worst one
-(facenet 2.5 against 2.8 points, children 1.9 against 2.8) and intervals that hold the truth more often (95 %
-against 91 %; normal 92 against 88 %), so gender uses acc, race and age groups pacc.
+(facenet 2.5 against 2.8 points, children 1.9 against 2.8), and its intervals hold the truth more often (4
+splits, 2 seeds, 50 replicates: 95 % against 91 %; normal 92 against 88 %), so gender uses acc, race and age
+groups pacc.
 
 Interval: a percentile bootstrap that resamples the calibration set and the collection together, refitting
 the method each time, so the uncertainty of a calibration set of a few thousand faces (often larger than the
