@@ -30,10 +30,10 @@ import pandas as pd
 from face_analysis.reporting import quantify
 from face_analysis.reporting.attributes import ATTRIBUTES
 from face_analysis.reporting.calibration import Calibration, labelled_arrays, load_calibration
-from face_analysis.reporting.report import corrected_shares
+from face_analysis.reporting.report import corrected_shares, method_of
 from face_analysis.reporting.synthetic import simulate
 
-DEFAULT = "default"  # --methods: each attribute's own default method (quantify.DEFAULT_METHODS), as `report` runs
+DEFAULT = "default"  # --methods: each attribute's own default method (report.method_of), as `report` runs
 
 
 def collections(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -82,7 +82,7 @@ def run(probs, labels, calibration: Calibration, methods, size, seeds, bootstrap
                 faces = {a: p[picked].astype(np.float64) for a, p in probs.items()}
                 for method in methods:
                     started = time.perf_counter()
-                    found = corrected_shares(quantify.DEFAULT_METHODS[attribute] if method == DEFAULT else method,
+                    found = corrected_shares(method_of(attribute, None if method == DEFAULT else method),
                                              calibration, faces, attribute, bootstrap, seed, stratified=stratified)
                     low, high = quantify.interval(found.point, found.replicates)
                     for i, cls in enumerate(ATTRIBUTES[attribute]):

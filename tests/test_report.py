@@ -111,8 +111,7 @@ def test_a_correction_stratified_by_two_attributes_sums_their_joint_classes(cali
     monkeypatch.setitem(attributes.STRATA, "gender", ("race", "life_stage"))
     found = corrected_shares("pacc", calibration, faces, "gender", bootstrap=5)
     cal_probs, cal_labels = calibration.arrays(["gender", "race", "life_stage"])
-    stage = np.zeros((len(faces["age_group"]), 3))  # the faces' life stage, summed from their age groups
-    np.add.at(stage.T, attributes.LIFE_STAGE_OF_GROUP, faces["age_group"].T)
+    stage, _ = attributes.derived(faces, None, "life_stage")
     joint = quantify.estimate("pacc", cal_probs, cal_labels, [faces["gender"], faces["race"], stage], bootstrap=0)
     assert joint.point.shape == (30,)
     assert found.point.shape == (2,) and found.replicates.shape == (5, 2)

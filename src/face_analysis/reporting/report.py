@@ -134,6 +134,11 @@ def _shares(names, point, low, high, counted) -> dict[str, ClassShare]:
             for i, name in enumerate(names)}
 
 
+def method_of(attribute: str, method: str | None = None) -> str:
+    """The method that corrects an attribute: the one asked for, else the attribute's default."""
+    return method or quantify.DEFAULT_METHODS[attribute]
+
+
 def corrected_shares(method: str, calibration: Calibration, probs: dict[str, np.ndarray], attribute: str,
                      bootstrap: int = 200, seed: int = 0, bootstrap_faces: int = 100_000,
                      stratified: bool = True) -> quantify.Estimate:
@@ -169,7 +174,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     if method is not None and method not in quantify.METHODS:
         raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
     attributes = [a for a in (attributes or ATTRIBUTES) if a in calibration.probs]
-    methods = {a: method or quantify.DEFAULT_METHODS[a] for a in attributes}
+    methods = {a: method_of(a, method) for a in attributes}
     if not attributes:
         raise ReportError("the calibration set has none of the attributes asked for")
     if by and by not in attributes:
