@@ -36,22 +36,35 @@ from face_analysis.reporting.synthetic import simulate
 DEFAULT = "default"  # --methods: each attribute's own default method (report.method_of), as `report` runs
 
 
-def collections(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Sampling weights of each row for every skewed collection."""
+def collections(labels: dict[str, np.ndarray], hard: bool = False) -> dict[str, tuple[np.ndarray, int | None]]:
+    """(sampling weights of each row, size or None for --size) of every collection: issue 24's skewed ones, or
+    with `hard` issue 37's (one race only, one gender only, children 0-9, elders 60+, one class absent, and
+    100, 250 and 1,000 faces at random)."""
     race, gender, age = labels["race"], labels["gender"], labels["age_group"]
     out = {}
 
     def mix(inside: np.ndarray, share: float) -> np.ndarray:
         return np.where(inside, share / max(inside.sum(), 1), (1 - share) / max((~inside).sum(), 1))
 
-    for i, name in enumerate(ATTRIBUTES["race"]):
-        out[f"80 % {name}"] = mix(race == i, 0.8)
-    out["90 % women"] = mix(gender == ATTRIBUTES["gender"].index("female"), 0.9)
-    out["90 % men"] = mix(gender == ATTRIBUTES["gender"].index("male"), 0.9)
-    out["children (0-19)"] = (age <= 2).astype(float)
-    out["elders (60+)"] = (age >= 7).astype(float)
-    out["as the table"] = np.ones(len(race))
-    return {name: w / w.sum() for name, w in out.items() if w.sum() > 0}  # (a table without elders has none)
+    if hard:
+        for i, name in enumerate(ATTRIBUTES["race"]):
+            out[f"{name} only"] = ((race == i).astype(float), None)
+        for i, name in enumerate(ATTRIBUTES["gender"]):
+            out[f"{name} only"] = ((gender == i).astype(float), None)
+        out["children (0-9) only"] = ((age <= 1).astype(float), None)
+        out["elders (60+) only"] = ((age >= 7).astype(float), None)
+        out["no indian"] = ((race != ATTRIBUTES["race"].index("indian")).astype(float), None)
+        for size in (100, 250, 1000):
+            out[f"{size} at random"] = (np.ones(len(race)), size)
+    else:
+        for i, name in enumerate(ATTRIBUTES["race"]):
+            out[f"80 % {name}"] = (mix(race == i, 0.8), None)
+        out["90 % women"] = (mix(gender == ATTRIBUTES["gender"].index("female"), 0.9), None)
+        out["90 % men"] = (mix(gender == ATTRIBUTES["gender"].index("male"), 0.9), None)
+        out["children (0-19)"] = ((age <= 2).astype(float), None)
+        out["elders (60+)"] = ((age >= 7).astype(float), None)
+        out["as the table"] = (np.ones(len(race)), None)
+    return {name: (w / w.sum(), size) for name, (w, size) in out.items() if w.sum() > 0}  # (a table without elders has none)
 
 
 def draw(weights: np.ndarray, size: int, rng) -> np.ndarray:
@@ -69,12 +82,13 @@ def draw(weights: np.ndarray, size: int, rng) -> np.ndarray:
 
 
 def run(probs, labels, calibration: Calibration, methods, size, seeds, bootstrap, attributes,
-        stratified: bool = True) -> pd.DataFrame:
+        stratified: bool = True, hard: bool = False) -> pd.DataFrame:
     rows = []
-    for name, weights in collections(labels).items():
+    for name, (weights, own_size) in collections(labels, hard).items():
         for seed in range(seeds):
             rng = np.random.default_rng(seed)
-            picked = draw(weights, size, rng)
+            # a collection of one group holds each of its faces once when it has enough of them
+            picked = draw(weights, min(own_size or size, int((weights > 0).sum())), rng)
             for attribute in attributes:
                 k = len(ATTRIBUTES[attribute])
                 known = labels[attribute][picked] >= 0
@@ -84,11 +98,13 @@ def run(probs, labels, calibration: Calibration, methods, size, seeds, bootstrap
                     started = time.perf_counter()
                     found = corrected_shares(method_of(attribute, None if method == DEFAULT else method),
                                              calibration, faces, attribute, bootstrap, seed, stratified=stratified)
-                    low, high = quantify.interval(found.point, found.replicates)
+                    low, high = quantify.interval(found.point, found.replicates, allowance=found.allowance)
+                    raw_low, raw_high = quantify.interval(found.point, found.replicates)
                     for i, cls in enumerate(ATTRIBUTES[attribute]):
                         rows.append({"collection": name, "seed": seed, "attribute": attribute, "method": method,
                                      "class": cls, "truth": truth[i], "estimate": found.point[i], "low": low[i],
-                                     "high": high[i], "seconds": time.perf_counter() - started})
+                                     "high": high[i], "raw_low": raw_low[i], "raw_high": raw_high[i],
+                                     "faces": len(picked), "seconds": time.perf_counter() - started})
     return pd.DataFrame(rows)
 
 
@@ -128,6 +144,38 @@ def per_collection(frame: pd.DataFrame, method: str) -> pd.DataFrame:
     return table.round(1)
 
 
+def coverage_table(frame: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Per collection, for `method`: faces, errors (race and age groups: total of the shares; gender: the share
+    of women; points, mean over seeds), the share of classes whose interval holds the truth (race, gender and
+    age groups together) and the intervals of zero width."""
+    mine = frame[frame["method"] == method].assign(
+        error=lambda f: (f["estimate"] - f["truth"]).abs() * 100,
+        covered=lambda f: (f["low"] <= f["truth"] + 1e-9) & (f["truth"] <= f["high"] + 1e-9),
+        zero=lambda f: f["high"] - f["low"] < 1e-6)
+    rows = []
+    for name, part in mine.groupby("collection", sort=False):
+        errors = part.groupby(["attribute", "seed"])["error"].sum().groupby("attribute").mean()
+        rows.append({"collection": name, "faces": int(part["faces"].mean()),
+                     "race error": errors.get("race", np.nan), "gender error": errors.get("gender", np.nan) / 2,
+                     "age group error": errors.get("age_group", np.nan),
+                     "held %": 100 * part["covered"].mean(), "zero width": int(part["zero"].sum())})
+    table = pd.DataFrame(rows)
+    total = {"collection": "all", "faces": np.nan, "held %": 100 * mine["covered"].mean(),
+             "zero width": int(mine["zero"].sum())}
+    return pd.concat([table, pd.DataFrame([total])]).round(1)
+
+
+def allowances(frame: pd.DataFrame, method: str, coverage: float = 0.95, narrowing: float = 1.0) -> dict[str, float]:
+    """Per attribute, the smallest widening of `method`'s intervals (without ALLOWANCES) on each side that makes
+    them hold the truth for `coverage` of the (collection, seed, class) rows (quantify.ALLOWANCES), the intervals
+    first narrowed around the estimate by `narrowing` (a calibration set twice as large: 1 / sqrt(2))."""
+    mine = frame[frame["method"] == method]
+    low = mine["estimate"] - (mine["estimate"] - mine["raw_low"]) * narrowing
+    high = mine["estimate"] + (mine["raw_high"] - mine["estimate"]) * narrowing
+    miss = np.maximum(np.maximum(low - mine["truth"], mine["truth"] - high), 0)
+    return {a: float(np.quantile(miss[mine["attribute"] == a], coverage)) for a in mine["attribute"].unique()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -145,6 +193,12 @@ def main(argv=None) -> int:
     parser.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES), choices=list(ATTRIBUTES))
     parser.add_argument("--unstratified", action="store_true", help="correct each attribute on its own classes "
                         "(report's default stratifies race by life stage and gender by race)")
+    parser.add_argument("--hard", action="store_true", help="issue 37's collections (one race, one gender, "
+                        "children 0-9 or elders only, a class absent, 100 / 250 / 1,000 faces at random) instead "
+                        "of issue 24's skewed ones")
+    parser.add_argument("--calibration_for", type=int, metavar="N", help="size the last line's widening for "
+                        "intervals as narrow as a calibration set of N faces makes them (the validation halves' sets "
+                        "are half the shipped one's: give its size)")
     parser.add_argument("--out", help="also write every estimate as CSV here")
     args = parser.parse_args(argv)
     if args.synthetic:
@@ -164,17 +218,22 @@ def main(argv=None) -> int:
     if "race" not in labels or "gender" not in labels or "age_group" not in labels:
         parser.error("the table needs race, gender and age labels with their probabilities")
     frame = run(probs, labels, Calibration(None, cal_probs, cal_labels), args.methods, args.size, args.seeds,
-                args.bootstrap, attributes, not args.unstratified)
+                args.bootstrap, attributes, not args.unstratified, args.hard)
     if args.out:
         frame.to_csv(args.out, index=False)
     pd.set_option("display.width", 200)
-    print(f"{len(collections(labels))} collections of {args.size} faces, {args.seeds} seeds, calibration "
+    print(f"{len(collections(labels, args.hard))} collections of {args.size} faces, {args.seeds} seeds, calibration "
           f"{len(calibration)} faces, {args.bootstrap} bootstrap replicates; errors in points\n")
     print(summary(frame).round(2).to_string(index=False))
     best = DEFAULT if DEFAULT in args.methods else args.methods[-1]
     if "cc" in args.methods:
         print(f"\nper collection, counted (cc) and {best}:\n")
         print(per_collection(frame, best).to_string())
+    print(f"\nper collection, {best}: errors (points), intervals holding the truth, intervals of zero width:\n")
+    print(coverage_table(frame, best).to_string(index=False))
+    print(f"\nwidening that makes {best}'s intervals hold 95 % of the classes (quantify.ALLOWANCES): " +
+          ", ".join(f"{a} {v:.4f}" for a, v in allowances(
+              frame, best, narrowing=np.sqrt(len(calibration) / args.calibration_for) if args.calibration_for else 1.0).items()))
     return 0
 
 

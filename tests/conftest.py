@@ -84,3 +84,9 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def crowd_jpg() -> Path:
+    """examples/crowd.jpg: the astronaut's face tiled at 40 sizes, 1600x2400."""
+    return Path(__file__).resolve().parent.parent / "examples" / "crowd.jpg"

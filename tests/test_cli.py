@@ -73,7 +73,7 @@ def test_small_faces_are_reported_without_labels(astronaut_jpg, tmp_path, capsys
     [face] = json.loads(target.read_text())[0]["faces"]
     assert face["too_small"] is True and face["age"] is None and face["race_probabilities"] is None
     assert face["age_group_probabilities"] is None
-    assert face["face_size"] == 112 and face["detection_score"] > 0.6
+    assert face["face_size"] == 117 and face["detection_score"] > 0.6
     assert "1 face(s), 1 too small to analyse" in capsys.readouterr().err
     header, row = (line.split(",") for line in (tmp_path / "out.csv").read_text().splitlines()[:2])
     assert row[header.index("too_small")] == "1" and row[header.index("age")] == ""  # too_small, no age

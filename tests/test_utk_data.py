@@ -104,3 +104,17 @@ def test_balancing_raises_rare_photo_cells_to_the_median_and_leaves_chips_alone(
     assert older_black.sum() == 12  # 3 times its own 4: the median (20) is further than 3x
     assert (picked["race_group"] == "White").sum() == 40 and (picked["race_group"] == "Indian").sum() == 20
     assert picked["race_group"].isna().sum() == 5
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_cache_key(tmp_path):
+    """A name from an old camera's disk (bytes that are not UTF-8) once made every command on the folder fail
+    with "'utf-8' codec can't encode character"."""
+    import os
+
+    from face_analysis.data.utk import _cache_key
+
+    os.mkdir(tmp_path / "chips")
+    with open(os.path.join(os.fsencode(tmp_path / "chips"), b"25_0_0_2017011617452512\xff.jpg.chip.jpg"), "wb") as f:
+        f.write(b"x")
+    first = _cache_key([tmp_path / "chips"], 64)
+    assert len(first) == 16 and first == _cache_key([tmp_path / "chips"], 64)

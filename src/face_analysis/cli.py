@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from face_analysis import __version__, commands
-from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, SHARE, WIDEN, number, port
+from face_analysis.option_types import COUNT, POSITIVE_INT, POSITIVE_SECONDS, SHARE, UPSCALE, WIDEN, number, port
 from face_analysis.errors import FaceAnalysisError, UsageError
 from face_analysis.labels import (DEFAULT_DISTILL_WEIGHT, DEFAULT_EPOCHS, DEFAULT_PRECISION, FACENET_STAGES,
                                   MODEL_TYPES, PRECISIONS)
@@ -32,11 +32,12 @@ def _add_inference_options(parser) -> None:
                              "the time per face for under a point of accuracy; see the README)")
 
 
-def _add_model_and_data(parser) -> None:
-    """--model_path and --data_path of the commands that complete a saved model (quantize, calibrate)."""
+def _add_model_and_data(parser, force_help: str) -> None:
+    """--model_path, --data_path and --force of the commands that complete a saved model (quantize, calibrate)."""
     parser.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
     parser.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
                         help="the data the model was trained on (as given to train)")
+    parser.add_argument("--force", action="store_true", help=force_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detect_size", type=COUNT, default=DEFAULT_DETECT_SIZE, metavar="PX",
                      help="images: the longest side, in pixels, the detector sees (larger finds smaller faces, "
                           "slower; 0: full size; default %(default)s)")
+    run.add_argument("--upscale", type=UPSCALE, default=1.0, metavar="F",
+                     help="images smaller than --detect_size are enlarged up to F times for the detector: 2 finds "
+                          "faces of 16-24 px in a 640x480 photo, at about 4 times the detection time (default 1)")
     run.add_argument("--min_face", type=COUNT, default=DEFAULT_MIN_FACE, metavar="PX",
                      help="faces whose box is smaller than this (longer side, pixels) are reported without age, "
                           "gender and race (default %(default)s)")
@@ -131,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--augmented_copies", type=COUNT, default=None,
                        help="facenet: augmented copies of each training image whose features are cached "
                             "(default 1; each costs one FaceNet pass over the training part)")
+    train.add_argument("--small_faces", type=SHARE, default=None,
+                       help="the share of augmented faces shrunk to the crop of a 14-41 px face, JPEG-compressed "
+                            "and enlarged again, so that the model learns crowds' small faces (default 0)")
     train.add_argument("--crop_widen", type=WIDEN, default=None,
                        help="photo sets: the detector's chip crop widened by this factor, saved with the model "
                             "and used by run (default: benchmarks/crop_choice.py's choice)")
@@ -182,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = subcommands.add_parser("serve", parents=[common],
                                    help="analyse photos sent over HTTP (and a page to try it)",
                                    description="Serve POST /analyze (multipart field `image`), GET /health, the "
-                                               "OpenAPI docs at /docs and a page at / to try it in a browser.")
+                                               "OpenAPI schema at /openapi.json and a page at / to try it in a "
+                                               "browser.")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=port, default=8000, help="port (default 8000; 0: any free port)")
@@ -195,18 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest photo accepted, in MB (default 20); larger uploads get 413 as they arrive")
     serve.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                        help="threads, and photos analysed at once (default: the CPU cores this process may use)")
+    from face_analysis.models.compiled import AGREEMENT_IMAGES, CALIBRATION_IMAGES
+    from face_analysis.reporting.calibration import MIN_FACES
     quantize = subcommands.add_parser("quantize", parents=[common], help="add the int8 files to a saved model",
-                                      description="Quantize a saved model to int8 (what run uses by default), "
-                                                  "calibrated on images of the model's own training part, and add the "
-                                                  "file to the model's folder. train does this itself; this is for "
-                                                  "older models.")
-    _add_model_and_data(quantize)
+                                      description="Quantize a saved model to int8 (what run uses by default) on "
+                                                  f"{CALIBRATION_IMAGES} images of its training part, check it against "
+                                                  f"float32 on {AGREEMENT_IMAGES} others and add the files to its "
+                                                  "folder. train does this itself; this is for older models.")
+    _add_model_and_data(quantize, "quantize with fewer training images than that (shared out alike; refused without)")
     calibrate = subcommands.add_parser("calibrate", parents=[common], help="store what `report` corrects with",
                                        description="Run a saved model on the validation parts of its data (as evaluate "
                                                    "does) and store its predictions with the true labels in its folder "
-                                                   "and manifest (calibration.npz), replacing any earlier one. train "
-                                                   "does this itself; this is for older models.")
-    _add_model_and_data(calibrate)
+                                                   "and manifest (calibration.npz), replacing any earlier one; at "
+                                                   f"least {MIN_FACES} labelled faces. train does this itself; this is "
+                                                   "for older models.")
+    _add_model_and_data(calibrate, f"store fewer than {MIN_FACES} faces (refused without: report's corrections "
+                                   "and intervals from so few do not hold)")
     from face_analysis.reporting import command as report_command
 
     report_command.add_parser(subcommands, parents=[common])

@@ -22,12 +22,29 @@ def _import_tensorflow(args) -> None:
         import tensorflow  # noqa: F401
 
 
+def _model_to_complete(args):
+    """--model_path of quantize and calibrate, checked before any work: a folder apart from the data, one this
+    process may write (the files it replaces are checked against the manifest later)."""
+    from face_analysis.io import guard
+    from face_analysis.models import store as model_store
+
+    directory = model_store.resolve_model_dir(None, args.model_path)
+    inputs = guard.InputSet(args.data_path)
+    clash = inputs.same_as(directory) or inputs.inside(directory)
+    if clash is not None:
+        raise UsageError(f"--model_path {directory}: is or holds the data {clash} given to --data_path; "
+                         "give the saved model's folder")
+    model_store.check_writable(directory)
+    return directory
+
+
 def command_quantize(args) -> int:
     require("quantize", "train", *TRAIN_MODULES)
+    directory = _model_to_complete(args)
     _import_tensorflow(args)
     from face_analysis.training import trainer
 
-    path = trainer.quantize(args.model_path, args.data_path)
+    path = trainer.quantize(directory, args.data_path, force=args.force)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -39,9 +56,7 @@ def command_serve(args) -> int:
 
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta,
                             precision=args.precision)
-    print(f"serving the {analyzer.model_type} model on http://{args.host}:{args.port}/ (Ctrl-C stops)",
-          file=sys.stderr, flush=True)
-    app.serve(analyzer, args.host, args.port, args.max_upload_mb)
+    app.serve(analyzer, args.host, args.port, args.max_upload_mb)  # it says where it serves once bound
     return 0
 
 
@@ -69,7 +84,7 @@ def command_run(args) -> int:
     from face_analysis.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
-                            args.threads, args.tta, args.precision)
+                            args.threads, args.tta, args.precision, upscale=args.upscale)
     if args.video is not None:
         from face_analysis.runners import video
 
@@ -104,7 +119,7 @@ def _run_ray(args) -> int:
     from face_analysis.runners import ray_engine
 
     settings = ray_engine.AnalyzerSettings(args.model_type, args.model_path, args.detector, args.detect_size or None,
-                                           args.min_face, args.threads, args.tta, args.precision)
+                                           args.min_face, args.threads, args.tta, args.precision, args.upscale)
     summary = ray_engine.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
                                         args.parquet, args.resume, args.parquet_rows, args.ray_address, args.jsonl,
                                         args.read_timeout)
@@ -157,7 +172,7 @@ def command_train(args) -> int:
         distribute=args.distribute, devices=args.devices,
         **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
                              ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs),
-                             ("distill_weight", args.distill_weight)) if v is not None})
+                             ("distill_weight", args.distill_weight), ("small_faces", args.small_faces)) if v is not None})
     try:
         model_dir = trainer.train(config)
     except KeyboardInterrupt:
@@ -168,7 +183,7 @@ def command_train(args) -> int:
         return 0
     print(f"saved {args.model_type} model to {model_dir}", file=sys.stderr)
     try:
-        _calibrate(model_dir, config.data_paths)
+        _calibrate(model_dir, config.data_paths, force=True)  # a new model: no earlier calibration to keep
     except Exception as error:  # noqa: BLE001 - the model is saved; its calibration can be made later
         print(f"warning: no calibration stored with the model ({error}); `calibrate --model_path {model_dir} "
               "--data_path ...` makes it", file=sys.stderr)
@@ -181,9 +196,10 @@ def command_train(args) -> int:
     return 0
 
 
-def _calibrate(model_dir, data_paths) -> None:
+def _calibrate(model_dir, data_paths, force: bool = False) -> None:
     """The model's predictions on the validation parts of its saved split (as `evaluate` runs it) with their
-    labels, stored in its folder as calibration.npz and in its manifest (replacing an earlier one)."""
+    labels, stored in its folder as calibration.npz and in its manifest (replacing an earlier one); refused with
+    fewer than calibration.MIN_FACES faces unless force."""
     from face_analysis.evaluation import evaluate
     from face_analysis.models import store as model_store
     from face_analysis.reporting import calibration
@@ -193,18 +209,19 @@ def _calibrate(model_dir, data_paths) -> None:
         model_store.read_model_info(model_dir)
     except ModelError:  # the earlier calibration is damaged: it goes first (the model would not load with it)
         model_store.add_files(model_dir, {}, remove={calibration.FILE_NAME})
+        print(f"removed {model_dir / calibration.FILE_NAME} from the model: not as its manifest records it (damaged, "
+              "modified or missing)", file=sys.stderr)
     built = calibration.build_calibration(evaluate.held_out_predictions(model_dir, data_paths, "val"),
                                           info["model_type"])
+    notes = calibration.check_size(built, model_dir, force)
     model_store.add_files(model_dir, {calibration.FILE_NAME: calibration.calibration_bytes(built)})
     print(f"stored {model_dir / calibration.FILE_NAME}: the {info['model_type']} model's predictions on "
           f"{len(built)} held-out faces ({', '.join(f'{a} {int((y >= 0).sum())}' for a, y in built.labels.items())} "
-          "labelled), for `report`", file=sys.stderr)
+          f"labelled), for `report`{'; ' + notes if notes else ''}", file=sys.stderr)
 
 
 def command_calibrate(args) -> int:
-    from face_analysis.models import store as model_store
-
-    _calibrate(model_store.resolve_model_dir(None, args.model_path), args.data_path)
+    _calibrate(_model_to_complete(args), args.data_path, args.force)
     return 0
 
 

@@ -3,7 +3,8 @@
 The shipped models are found, in this order: in FACE_ANALYSIS_HOME's saved_model/ when that is set; in the
 clone's saved_model/ when the package runs from a clone's src/ (`pip install -e .`, `python src/main.py`);
 else inside the installed package (a wheel carries them as face_analysis/shipped_models/, read through
-importlib.resources). The Haar cascade is package data (face_analysis/resources/) in every case.
+importlib.resources). The Haar cascade is in the clone's xml/ (the original project's layout), which a wheel
+carries as face_analysis/xml/.
 A project folder (FACE_ANALYSIS_HOME or the clone) also holds statistics/, the data sets and .cache/; an
 installed package is never written into: there, those default to the current folder and the caches go to the
 user's cache folder. FACE_ANALYSIS_CACHE overrides the cache folder in every case."""
@@ -48,7 +49,16 @@ TRAIN_MODEL_DIR = REPO_ROOT / "saved_model"
 STATS_DIR = REPO_ROOT / "statistics"
 STATS_ENTRIES = ("data_stats", "model_metrics")  # the folders train and evaluate write into a stats folder
 STATS_README_TITLE = "# Statistics of the shipped models"  # the first line of the README evaluate writes there
-HAAR_XML = PACKAGE_DATA / "resources" / "haarcascade_frontalface_alt2.xml"
+
+
+def _haar_xml(name: str = "haarcascade_frontalface_alt2.xml") -> Path:
+    """xml/ of the clone this package runs from (src/face_analysis beside xml/), else the wheel's face_analysis/xml/."""
+    clone = PACKAGE_DATA.parent.parent / "xml" / name
+    return clone if PACKAGE_DATA.parent.name == "src" and clone.is_file() else PACKAGE_DATA / "xml" / name
+
+
+HAAR_XML = _haar_xml()
+YUNET_ONNX = PACKAGE_DATA / "resources" / "yunet_n.onnx"  # ShiqiYu/libfacedetection.train's onnx/yunet_n_dynamic.onnx
 DEFAULT_DATA_PATHS = (REPO_ROOT / "dataset_1.tar.gz", REPO_ROOT / "dataset_2.tar.gz")
 
 

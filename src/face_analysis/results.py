@@ -68,11 +68,15 @@ class FacePrediction:
     track_id: int | None = None
     # the nine age groups ("0-2", ..., "70+") from the age distribution: what `report` corrects and counts
     age_group_probabilities: dict[str, float] | None = None
+    # `run --people`: the same number is the same person within one run's results (None: not counted, or no
+    # --people); it means nothing outside those results
+    person: int | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
-        if self.track_id is None:
-            del data["track_id"]
+        for key in ("track_id", "person"):
+            if data[key] is None:
+                del data[key]
         return data
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 import tarfile
 from collections import Counter
 from dataclasses import dataclass
@@ -49,11 +50,43 @@ def label_csv(path: str | Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+def check_readable(data_paths) -> None:
+    """DataError naming the first data file or folder (inside those given too) this process may not read: a scan
+    would pass over it without a word and the figures would leave its images out."""
+    def check(path: str, folder: bool) -> None:
+        if os.path.exists(path) and not os.access(path, os.R_OK | (os.X_OK if folder else 0)):
+            raise DataError(f"{path}: permission denied (the data must be readable)")
+
+    def refuse(error: OSError):
+        check(error.filename, os.path.isdir(error.filename))
+
+    for path in map(str, data_paths):
+        check(path, os.path.isdir(path))
+        for folder, folders, files in os.walk(path, onerror=refuse):
+            for names, are_folders in ((folders, True), (files, False)):
+                for name in names:
+                    check(os.path.join(folder, name), are_folders)
+
+
 def split_sources(data_paths) -> tuple[list[Path], list[Path]]:
-    """(UTKFace-named folders and archives, labelled photo sets) among the data paths, in their order."""
+    """(UTKFace-named folders and archives, labelled photo sets) among the data paths, in their order, after
+    check_readable; a set given twice (its folder and its CSV too) is kept once."""
     data_paths = [Path(p) for p in data_paths]
-    photo_sets = [p for p in data_paths if label_csv(p) is not None]
-    return [p for p in data_paths if p not in photo_sets], photo_sets
+    check_readable(data_paths)
+    photo_sets, chips, seen = [], [], {}
+    for path in data_paths:
+        found = label_csv(path)
+        if found is None and path.suffix.lower() == ".csv" and path.is_file():
+            raise DataError(f"{path}: not a labelled set (its first row is not the comma-separated columns "
+                            f"{','.join(COLUMNS)})")
+        if found is not None and found.resolve() in seen:
+            log.warning("%s: the labelled set %s again: read once", path, seen[found.resolve()])
+        elif found is not None:
+            seen[found.resolve()] = path
+            photo_sets.append(path)
+        else:
+            chips.append(path)
+    return chips, photo_sets
 
 
 def _images_by_path(folder: Path) -> dict[str, bytes]:
@@ -78,10 +111,19 @@ def _match(name: str, images: dict[str, bytes], by_basename: dict[str, str | Non
 
 def _header(path: Path) -> tuple[str, ...]:
     try:
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as file:
             return tuple(cell.strip().lower() for cell in next(csv.reader(file), []))
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, csv.Error):
         return ()
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8 (read as surrogates)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_rows(rows: list[dict]) -> tuple[pd.DataFrame, Counter]:
@@ -91,6 +133,9 @@ def parse_rows(rows: list[dict]) -> tuple[pd.DataFrame, Counter]:
         values = {key: (row.get(key) or "").strip() for key in COLUMNS}
         if any("\x00" in value for value in values.values()):
             skipped["NUL byte"] += 1
+            continue
+        if not all(map(_is_utf8, values.values())):
+            skipped["not UTF-8"] += 1
             continue
         if not all(values.values()):
             skipped["blank field"] += 1
@@ -107,28 +152,44 @@ def parse_rows(rows: list[dict]) -> tuple[pd.DataFrame, Counter]:
     return frame, skipped
 
 
+def _skipped_text(skipped: Counter) -> str:
+    """"3 row(s) skipped: 2 NUL byte, 1 blank field", or "" when none was."""
+    total = sum(skipped.values())
+    return f"{total} row(s) skipped: " + ", ".join(f"{n} {why}" for why, n in skipped.items() if n) if total else ""
+
+
 def load_labelled_set(path: str | Path) -> LabelledSet:
     """Read a labelled set's CSV and the bytes of the images it names; DataError when nothing is usable."""
     csv_path = label_csv(path)
     if csv_path is None:
         raise DataError(f"{path}: not a labelled set (a CSV with the columns {','.join(COLUMNS)})")
-    with open(csv_path, newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-        frame, skipped = parse_rows(list(reader))
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as file:  # names as on disk
+            reader = csv.DictReader(file)
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+            frame, skipped = parse_rows(list(reader))
+    except csv.Error as error:
+        raise DataError(f"{csv_path}: not a readable CSV ({str(error).splitlines()[0]})") from None
+    if frame.empty:
+        raise DataError(f"{csv_path}: no usable row ({_skipped_text(skipped) or 'only its header'})")
     found = _images_by_path(csv_path.parent)
     by_basename: dict[str, str | None] = {}
     for key in found:  # a file name shared by two images (train/1.jpg, val/1.jpg) matches neither by name alone
         by_basename[Path(key).name] = None if Path(key).name in by_basename else key
     keys = [_match(name, found, by_basename) for name in frame["name"]]
-    missing = pd.Series([key is None for key in keys])
-    skipped["no such image"] += int(missing.sum())
-    frame = frame.assign(name=[key or "" for key in keys])[~missing].drop_duplicates("name").reset_index(drop=True)
+    missing = np.array([key is None for key in keys], bool)
+    frame = frame.assign(name=[key or "" for key in keys])[~missing]
+    repeated = frame.duplicated(["name", "age_group", "gender", "race_group"]).to_numpy()
+    frame = frame[~repeated]
+    conflicting = frame.duplicated("name", keep=False).to_numpy()  # one image, two labels: neither is trusted
+    frame = frame[~conflicting].reset_index(drop=True)
+    skipped.update({"no such image": int(missing.sum()), "repeated row": int(repeated.sum()),
+                    "conflicting labels": int(conflicting.sum())})
+    skipped = +skipped  # the reasons met only
     images = {name: found[name] for name in frame["name"]}
-    log.info("%s: %d labelled images; skipped %s", csv_path, len(frame),
-             ", ".join(f"{n} ({reason})" for reason, n in skipped.items() if n) or "none")
+    log.info("%s: %d labelled images; %s", csv_path, len(frame), _skipped_text(skipped) or "no row skipped")
     if frame.empty:
-        raise DataError(f"{csv_path}: no usable labelled image (skipped: {dict(skipped)})")
+        raise DataError(f"{csv_path}: no usable labelled image ({_skipped_text(skipped)})")
     return LabelledSet(frame, images, skipped)
 
 

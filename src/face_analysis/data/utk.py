@@ -130,7 +130,8 @@ def _cache_key(sources: list[Path], size: int) -> str:
         for file in files:
             if file.is_file():
                 stat = file.stat()
-                digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+                # names as on disk: a name that is not UTF-8 (an old camera's) keeps its bytes
+                digest.update(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode(errors="surrogateescape"))
     return digest.hexdigest()[:16]
 
 

@@ -1,11 +1,7 @@
 """Face detectors behind one interface: detect(rgb image) -> list of Detection (box (x, y, w, h), score)."""
 from __future__ import annotations
 
-import ctypes
 import functools
-import importlib.util
-import os
-import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,6 +11,8 @@ import numpy as np
 from face_analysis import paths
 
 DEFAULT_DETECT_SIZE = 1280  # stills: the longest side the detector sees (benchmarks/detectors.py chose it)
+
+RETRY_SCALE = 0.75  # YuNet: an image where no face is found is searched again at this scale (FairFace photos)
 MIN_SEARCH_SIDE = 24  # an image (after downscaling) thinner than this holds no face a detector can find
 
 
@@ -26,16 +24,18 @@ class Detection(NamedTuple):
     score: float | None = None
 
 
-def downscaled(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray | None, float]:
-    """(image shrunk so its longer side is at most max_side, the scale used); (None, scale) when the result
-    would be too thin to search (an image of extreme aspect ratio)."""
+def downscaled(image: np.ndarray, max_side: int | None, max_upscale: float = 1.0) -> tuple[np.ndarray | None, float]:
+    """(image resized so its longer side is max_side: shrunk, or enlarged by at most `max_upscale`; the scale
+    used); (None, scale) when the result would be too thin to search (an image of extreme aspect ratio)."""
     height, width = image.shape[:2]
-    scale = min(1.0, max_side / max(height, width)) if max_side else 1.0
+    scale = min(max_upscale, max_side / max(height, width)) if max_side else 1.0
     size = (int(round(width * scale)), int(round(height * scale)))
     if min(size) < MIN_SEARCH_SIDE:
         return None, scale
     if scale < 1.0:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    elif scale > 1.0:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     return image, scale
 
 
@@ -83,78 +83,98 @@ class WholeImageDetector:
         return [Detection((0, 0, int(image.shape[1]), int(image.shape[0])))]
 
 
-_LIBRARY_LOCK = threading.Lock()  # detectors are made in several threads; the environment is process-wide
-
-
 @functools.cache
-def _load_libfacedetection():
-    """The libfacedetection library inside the `yuface` wheel, loaded once, with its OpenMP runtime on one
-    thread: several threads per frame only wait on each other on a small CPU (40 ms against 10 ms a 320x240
-    frame on 2 busy cores). The setting is read once, when the library loads.
+def _compiled_yunet(path: Path = paths.YUNET_ONNX):
+    """YuNet's network compiled once per process by OpenVINO for this CPU, for inputs of any size; each thread
+    makes its own request on one inference thread (the pipeline runs a detector per core)."""
+    import openvino
 
-    yuface's own binding (`yuface.c_detect`) allocates a 36 KB result buffer on every call and never frees
-    it, so the library is called here through ctypes with a buffer that the caller owns and reuses."""
-    with _LIBRARY_LOCK:
-        previous = os.environ.get("OMP_NUM_THREADS")
-        os.environ["OMP_NUM_THREADS"] = "1"
-        try:
-            spec = importlib.util.find_spec("yuface")  # the package's files, without importing its binding
-            if spec is None or not spec.submodule_search_locations:
-                raise RuntimeError("the yuface package is not installed: pip install -r requirements.txt")
-            library = ctypes.CDLL(str(Path(spec.submodule_search_locations[0]) / "libfacedetection.so.v0.0.3"))
-        finally:
-            if previous is None:
-                del os.environ["OMP_NUM_THREADS"]
-            else:
-                os.environ["OMP_NUM_THREADS"] = previous
-        detect = library._Z14facedetect_cnnPhS_iii  # int *facedetect_cnn(uchar *result, uchar *bgr, w, h, step)
-        detect.restype = ctypes.POINTER(ctypes.c_int)
-        detect.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        # the library sets up its filters on its first call, without a lock: make that call here, under ours
-        blank, result = np.zeros((32, 32, 3), np.uint8), np.zeros(YuNetDetector._RESULT_BYTES, np.uint8)
-        detect(result.ctypes.data, blank.ctypes.data, 32, 32, 96)
-    return detect
+    config = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False,
+              "CPU_RUNTIME_CACHE_CAPACITY": 16}
+    compiled = openvino.Core().compile_model(openvino.Core().read_model(str(path)), "CPU", config)
+    names = [next(n for n in output.get_names() if n[:3] in ("cls", "obj", "bbo", "kps")) for output in compiled.outputs]
+    return compiled, names
 
 
 class YuNetDetector:
-    """YuNet (libfacedetection, BSD licence; the weights are compiled into the `yuface` wheel), run on a frame
-    downscaled to at most `max_side` pixels. One instance is not to be shared between threads."""
+    """YuNet (Wu, Peng and Yu, 2023; the authors' ONNX network yunet_n, Apache-2.0, shipped in resources/) run by
+    OpenVINO on a frame downscaled to at most `max_side` pixels, decoded as its authors do: an anchor-free box per
+    cell of the stride 8, 16 and 32 grids, scored sqrt(class x objectness), then non-maximum suppression.
+    One instance is not to be shared between threads."""
 
     name = "yunet"
     boxes_are_chips = False
-    # YuNet boxes are taller than wide and reach above the forehead: a chip is 0.93 of the height, lower down
-    chip_crop = {"scale": 0.93, "shift_y": 0.114}
-    _RESULT_BYTES = 0x9000  # libfacedetection's result buffer: a face count, then 16 int16 per face
+    # YuNet boxes are taller than wide and reach above the forehead: a chip is 0.947 of the height, lower
+    # down (the crop of the libfacedetection boxes the models learned from, benchmarks/detector_agreement.py)
+    chip_crop = {"scale": 0.947, "shift_y": 0.128}
+    STRIDES = (8, 16, 32)
+    NMS_THRESHOLD = 0.45  # as libfacedetection, which ran YuNet before
 
-    def __init__(self, confidence: float = 0.6, max_side: int | None = 640):
-        self._detect, self.confidence, self.max_side = _load_libfacedetection(), confidence, max_side
-        self._result = np.zeros(self._RESULT_BYTES, np.uint8)
+    def __init__(self, confidence: float = 0.6, max_side: int | None = 640, max_upscale: float = 1.0):
+        compiled, self._names = _compiled_yunet()
+        self._request, self.confidence, self.max_side = compiled.create_infer_request(), confidence, max_side
+        self.max_upscale = max_upscale  # small images are enlarged up to this much toward max_side
 
-    def _faces(self, bgr: np.ndarray) -> np.ndarray:
-        """(confidence in %, x, y, w, h) of each face the library finds in a BGR image."""
-        bgr = np.ascontiguousarray(bgr)
-        found = self._detect(self._result.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])
-        count = found[0] if found else 0
-        return np.frombuffer(self._result, np.int16, count=16 * count, offset=4).reshape(count, 16)[:, :5]
+    def _faces(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes (x, y, w, h) as floats, scores) of the faces the network finds in a BGR image, before
+        suppression."""
+        height, width = bgr.shape[:2]
+        padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
+        blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
+        blob[0, :, :height, :width] = bgr.transpose(2, 0, 1)
+        outputs = dict(zip(self._names, self._request.infer({0: blob}).values()))
+        boxes, scores = [], []
+        for stride in self.STRIDES:
+            score = np.sqrt(np.clip(outputs[f"cls_{stride}"][0, :, 0], 0, 1) *
+                            np.clip(outputs[f"obj_{stride}"][0, :, 0], 0, 1))
+            cells = np.flatnonzero(score >= self.confidence)
+            rows, cols = np.divmod(cells, padded_w // stride)
+            box = outputs[f"bbox_{stride}"][0, cells]
+            size = np.exp(box[:, 2:4]) * stride
+            centre = (np.stack([cols, rows], 1) + box[:, :2]) * stride
+            boxes.append(np.concatenate([centre - size / 2, size], 1))
+            scores.append(score[cells])
+        return np.concatenate(boxes), np.concatenate(scores)
+
+    def _search(self, image: np.ndarray, resized: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """The faces found in the RGB image resized (an array: already resized; a number: the scale to resize
+        by), their boxes in the image's own pixels."""
+        if not isinstance(resized, np.ndarray):
+            size = (max(1, int(round(image.shape[1] * resized))), max(1, int(round(image.shape[0] * resized))))
+            resized = image if resized == 1 else cv2.resize(
+                image, size, interpolation=cv2.INTER_AREA if resized < 1 else cv2.INTER_LINEAR)
+        boxes, scores = self._faces(resized[..., ::-1])  # the network learned from BGR
+        sx, sy = resized.shape[1] / image.shape[1], resized.shape[0] / image.shape[0]
+        return boxes / np.array([sx, sy, sx, sy]), scores
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Every face found, largest first, in the image's own pixel coordinates."""
-        small, scale = downscaled(image, self.max_side)
+        """Every face found, largest first, in the image's own pixel coordinates: searched at the size max_side
+        asks for, and at full size too when that was an enlargement (a face that fills a small photo is missed
+        enlarged); a photo where none is found is searched again at RETRY_SCALE (such a face is often missed
+        at one scale and found at another)."""
+        small, scale = downscaled(image, self.max_side, self.max_upscale)
         if small is None:
             return []
-        rows = self._faces(small[..., ::-1])  # the library wants BGR
-        return largest_first([Detection(tuple(int(round(v / scale)) for v in row[1:5]), round(row[0] / 100, 2))
-                              for row in rows if row[0] >= 100 * self.confidence])
+        found = [self._search(image, small)] + ([self._search(image, 1.0)] if scale > 1 else [])
+        boxes, scores = (np.concatenate(parts) for parts in zip(*found))
+        if not len(boxes) and min(image.shape[:2]) * min(scale, 1) * RETRY_SCALE >= MIN_SEARCH_SIDE:
+            boxes, scores = self._search(image, min(scale, 1) * RETRY_SCALE)
+        keep = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.confidence, self.NMS_THRESHOLD),
+                          int).reshape(-1)
+        return largest_first([Detection(tuple(int(round(v)) for v in box), round(float(score), 2))
+                              for box, score in zip(boxes[keep], scores[keep])])
 
 
 DETECTORS = {"haar": HaarDetector, "yunet": YuNetDetector, "none": WholeImageDetector}
 
 
-def make_detector(name: str, max_side: int | None = 640):
-    """A detector by name ("yunet", "haar" or "none"); max_side: the longest side it downscales images to
-    (None: full size)."""
+def make_detector(name: str, max_side: int | None = 640, max_upscale: float = 1.0):
+    """A detector by name ("yunet", "haar" or "none"); max_side: the longest side it resizes images to (None:
+    full size); max_upscale (YuNet): how much it may enlarge a smaller image toward max_side, to find small faces."""
     try:
         kind = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}") from None
-    return kind() if kind is WholeImageDetector else kind(max_side=max_side)
+    if kind is WholeImageDetector:
+        return kind()
+    return kind(max_side=max_side, max_upscale=max_upscale) if kind is YuNetDetector else kind(max_side=max_side)

@@ -171,7 +171,11 @@ def held_out_predictions(model_path: Path, data_paths, split: str = "val", detec
         raise utk_data.DataError("no data given: UTKFace folders or archives, labelled photo sets")
     columns = ["sha256", "age_lo", "gender", "race", "found", "predicted_gender", "predicted_race",
                *PROBABILITY_COLUMNS]
-    return pd.concat([part[columns] for part in parts], ignore_index=True)
+    table = pd.concat([part[columns] for part in parts], ignore_index=True)
+    unique = table.drop_duplicates("sha256", ignore_index=True)  # one photo in two sets counts once
+    if len(unique) < len(table):
+        log.warning("%d photo(s) found in two of the sets given: counted once", len(table) - len(unique))
+    return unique
 
 
 def evaluate_sources(model_type: str | None, model_path: Path | None, data_paths, split: str = "test",

@@ -12,8 +12,10 @@ from typing import Iterable
 
 from face_analysis.errors import UsageError
 
-# what a results file of this tool starts with (a JSON list or object, a CSV with this tool's header)
-_SIGNATURES = {"json": (b"[", b"{"), "csv": (b"image,",), "jsonl": (b"{",)}
+# what a results file of this tool starts with (a JSON list or object, a CSV with this tool's header), and
+# `report`'s outputs (its JSON, its HTML page)
+_SIGNATURES = {"json": (b"[", b"{"), "csv": (b"image,",), "jsonl": (b"{",), "report": (b'{\n  "faces"',),
+               "report page": (b"<!doctype html",)}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -74,7 +76,9 @@ def _is_video(head: bytes) -> bool:
 
 
 def _is_image(head: bytes) -> bool:
-    return head[:2] == b"\xff\xd8" or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:2] == b"BM" or head[8:12] == b"WEBP"
+    """JPEG, PNG, BMP, WebP or TIFF: what run's annotated copies are written as."""
+    return (head[:2] in (b"\xff\xd8", b"BM") or head[:8] == b"\x89PNG\r\n\x1a\n" or head[8:12] == b"WEBP"
+            or head[:4] in (b"II*\x00", b"MM\x00*"))
 
 
 def _looks_like(kind: str, path: Path) -> bool:
@@ -116,8 +120,9 @@ def check_result_outputs(inputs: InputSet, json_path, csv_path, output, output_k
     check_output_file("--output", output, inputs, output_kind)
 
 
-def check_output_folder(option: str, folder: str | Path | None, inputs: InputSet) -> None:
-    """Refuse an output folder that holds an input (annotated copies could replace it) or is an input file."""
+def check_output_folder(option: str, folder: str | Path | None, inputs: InputSet, scanned: Iterable = ()) -> None:
+    """Refuse an output folder that holds an input (annotated copies could replace it), is an input file, or lies
+    in a folder whose images are inputs (`scanned`: a later scan of it would take the copies for photos)."""
     if folder is None:
         return
     folder = Path(folder)
@@ -128,6 +133,10 @@ def check_output_folder(option: str, folder: str | Path | None, inputs: InputSet
     if inside is not None:
         raise UsageError(f"{option} {folder}: holds the input {inside}; annotated copies could replace it, "
                          "choose a folder outside the inputs")
+    for root in scanned:
+        if _resolved(Path(root)) in _resolved(folder).parents:
+            raise UsageError(f"{option} {folder}: is inside the input folder {root}; scanning it again (--resume) "
+                             "would take the annotated copies for photos, choose a folder outside it")
 
 
 def check_distinct(outputs: dict[str, str | Path | None]) -> None:

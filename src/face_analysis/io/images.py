@@ -7,6 +7,7 @@ import os
 import posixpath
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -16,7 +17,9 @@ import numpy as np
 from face_analysis.errors import ImageError
 from face_analysis.io import remote
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
+# what cv2.imdecode reads (GIF and APNG: the first frame; .gif and .avif need OpenCV 4.11 or later); HEIC is not
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".bmp", ".dib", ".webp", ".avif", ".gif",
+                    ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".pam", ".pfm", ".hdr", ".sr", ".ras")
 MAX_PIXELS = 40_000_000  # larger images are decoded at a reduced size (JPEG) or refused
 MIN_SIDE = 8
 MAX_FILE_BYTES = 512 * 1024 * 1024  # an image file larger than this is refused before reading
@@ -24,8 +27,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 log = logging.getLogger(__name__)
 
 
-def _header(data: bytes) -> tuple[str, int, int, int] | None:
-    """(format, width, height, pages) from the file header without decoding pixels, when Pillow knows the format."""
+def _header(data: bytes) -> tuple[str, int, int, int, int] | None:
+    """(format, width, height, pages, EXIF orientation) from the file header without decoding pixels, when Pillow
+    knows the format."""
     import io
 
     from PIL import Image
@@ -33,7 +37,12 @@ def _header(data: bytes) -> tuple[str, int, int, int] | None:
     Image.MAX_IMAGE_PIXELS = None  # only the header is read here; decode_image bounds the pixels itself
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.format or "", image.size[0], image.size[1], int(getattr(image, "n_frames", 1) or 1)
+            try:
+                orientation = int(image.getexif().get(0x0112, 1)) if image.format == "JPEG" else 1
+            except Exception:  # noqa: BLE001 - a damaged EXIF block: OpenCV then ignores it too
+                orientation = 1
+            return (image.format or "", image.size[0], image.size[1], int(getattr(image, "n_frames", 1) or 1),
+                    orientation)
     except Exception:  # noqa: BLE001 - a header Pillow cannot parse is left to OpenCV to judge
         return None
 
@@ -47,16 +56,53 @@ def _reduced_flag(width: int, height: int) -> int:
     return cv2.IMREAD_REDUCED_COLOR_8
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@dataclass
+class DecodedImage:
+    """An image decoded for detection: its RGB pixels, upright, at 1/`reduction` of its size (a JPEG scaled while
+    it is decoded, which costs a fraction of the full decode), its full upright size, and what it takes to decode
+    it at full size for the faces too small in the reduced pixels."""
+
+    pixels: np.ndarray
+    reduction: int
+    width: int
+    height: int
+    data: bytes | None = None
+    name: str = "<bytes>"
+
+    def full(self) -> np.ndarray:
+        """The pixels at full size (decoded now when this holds a reduced decode)."""
+        if self.reduction > 1:
+            self.pixels, self.reduction, self.data = decode_image(self.data, self.name), 1, None
+        return self.pixels
+
+
+def decode_for_detection(data: bytes, name: str = "<bytes>", detect_size: int | None = None) -> DecodedImage:
+    """Decode image bytes as decode_image does, a JPEG at the smallest of 1/2, 1/4 and 1/8 of its size that still
+    has `detect_size` pixels on its longer side (None: full size)."""
+    header = _header(data) if detect_size and data[:2] == b"\xff\xd8" else None
+    if not header or header[0] != "JPEG" or header[1] * header[2] > MAX_PIXELS:
+        image = decode_image(data, name)
+        return DecodedImage(image, 1, image.shape[1], image.shape[0])
+    width, height = (header[2], header[1]) if header[4] in (5, 6, 7, 8) else (header[1], header[2])
+    reduction = max(f for f in REDUCED_FLAGS if f == 1 or max(width, height) // f >= detect_size)
+    image = decode_image(data, name, REDUCED_FLAGS[reduction], header)
+    return DecodedImage(image, reduction, width, height, data if reduction > 1 else None, name)
+
+
+def decode_image(data: bytes, name: str = "<bytes>", flags: int = cv2.IMREAD_COLOR, header=None) -> np.ndarray:
     """Decode image bytes to RGB uint8, applying EXIF orientation; grayscale, alpha, CMYK and 16-bit are converted.
+    `flags`: OpenCV's, a JPEG's IMREAD_REDUCED_COLOR_* decoding it smaller; `header`: _header(data) when known.
 
     Memory stays bounded: huge JPEGs are decoded at a reduced size, other huge images are refused."""
     if not data:
         raise ImageError(name, "empty file")
     if data[:2] == b"\xff\xd8" and data.rstrip(b"\x00").rfind(b"\xff\xd9") < 0:
         raise ImageError(name, "truncated JPEG (no end-of-image marker)")
-    header = _header(data)
-    flags = cv2.IMREAD_COLOR
+    header = header or _header(data)
     if header and header[1] * header[2] > MAX_PIXELS:
         if header[0] != "JPEG" or header[1] * header[2] > 64 * 4 * MAX_PIXELS:
             raise ImageError(name, f"image too large ({header[1]}x{header[2]} pixels, at most {MAX_PIXELS:,})")
@@ -143,9 +189,15 @@ def _read_local_bytes(path: str | Path) -> bytes:
 def load_image(path: str | Path, timeout: float | None = remote.DEFAULT_TIMEOUT) -> np.ndarray:
     """Read an image file as RGB uint8 (a URI: giving up after `timeout` seconds); raises ImageError naming the
     file and the reason."""
+    return load_for_detection(path, timeout).full()
+
+
+def load_for_detection(path: str | Path, timeout: float | None = remote.DEFAULT_TIMEOUT,
+                       detect_size: int | None = None) -> DecodedImage:
+    """Read an image file as decode_for_detection does; raises ImageError naming the file and the reason."""
     data = read_image_bytes(path, timeout)
     try:
-        return decode_image(data, str(path))
+        return decode_for_detection(data, str(path), detect_size)
     except ImageError as error:
         if is_video_name(path) and error.reason.startswith("not an image"):
             raise ImageError(path, "a video, not an image: analyse it with --video") from None
@@ -165,19 +217,40 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def _folder_images(folder: Path) -> Iterator[str]:
-    """The image files of a folder and its subfolders (folder links not followed), in natural order."""
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort(key=natural_key)
-        for file in sorted(files, key=natural_key):
-            if is_image_name(file):
-                yield os.path.join(root, file)
+def _folder_images(folder: Path, skipped: list[str]) -> Iterator[str | ImageError]:
+    """The files of a folder and its subfolders that the decoder reads, in natural order; a subfolder that cannot
+    be read comes as its ImageError; what is left out (links to folders too) goes to `skipped` as "name (why)"."""
+    stack = [os.fspath(folder)]
+    while stack:
+        current, subfolders = stack.pop(), []
+        try:
+            with os.scandir(current) as listing:
+                entries = sorted(listing, key=lambda entry: natural_key(entry.name))
+        except OSError as error:  # the folder itself too: no permission, vanished...
+            yield ImageError(current, "permission denied" if isinstance(error, PermissionError)
+                             else f"cannot read ({error.strerror or error})")
+            continue
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()
+            except OSError:  # a link that loops: the reader names it
+                is_folder = False
+            if is_folder and not entry.is_symlink():
+                subfolders.append(entry.path)
+            elif is_image_name(entry.name) and not is_folder and not entry.name.startswith("._"):
+                yield entry.path
+            else:
+                why = ("a link to a folder, not followed" if is_folder else "macOS metadata" if entry.name[:2] == "._"
+                       else "a video: use --video" if is_video_name(entry.name) else "not a format this tool reads")
+                skipped.append(f"{os.path.relpath(entry.path, folder)}{'/' * is_folder} ({why})")
+        stack.extend(reversed(subfolders))
 
 
 def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
     """Each input file, the images of each folder (recursively, natural order) and each glob's matches, in order.
 
-    Inputs that match nothing or cannot be looked at come out as ImageError so the caller can report them and go on."""
+    Inputs that match nothing or cannot be looked at come out as ImageError so the caller can report them and go
+    on; the files a folder holds that are not read are counted and named in a warning."""
     for item in inputs:
         if not str(item).strip():
             yield ImageError(repr(str(item)), "empty path")
@@ -185,10 +258,12 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
         path = Path(item)
         try:
             if path.is_dir():
-                found = False
-                for file in _folder_images(path):
-                    found = True
-                    yield file
+                found, skipped = False, []
+                for found in _folder_images(path, skipped):
+                    yield found
+                if skipped:
+                    log.warning("warning: %s: %d file(s) skipped: %s%s", item, len(skipped), ", ".join(skipped[:5]),
+                                f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
                 if not found:
                     yield ImageError(item, "folder holds no images")
             elif path.exists() or path.is_symlink():
@@ -200,8 +275,9 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[str | ImageError]:
                 yield from (m for m in matches if not Path(m).is_dir())
             else:
                 yield ImageError(item, "no such file or folder")
-        except OSError as error:  # a name longer than the system allows, a folder that vanished...
-            yield ImageError(item, f"cannot read ({error.strerror or error})")
+        except OSError as error:  # a name longer than the system allows, no permission, a folder that vanished...
+            yield ImageError(item, "permission denied" if isinstance(error, PermissionError)
+                             else f"cannot read ({error.strerror or error})")
 
 
 def as_rgb(image, bgr: bool = False) -> np.ndarray:

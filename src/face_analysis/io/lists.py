@@ -84,12 +84,17 @@ def _text_rows(text: str, listed: ImageList) -> None:
 
 
 def _parquet_rows(path: Path, listed: ImageList) -> None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
     if not table.column_names:
         raise ValueError("no column")
-    column = table.column("path" if "path" in table.column_names else 0)
+    name = "path" if "path" in table.column_names else table.column_names[0]
+    column = table.column(name)
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise ValueError(f"its column {name!r} is of type {column.type}, not a string of paths")
     for value in column.to_pylist():
         if value is None or not str(value).strip():
             listed.skipped["blank"] += 1

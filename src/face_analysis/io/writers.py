@@ -6,11 +6,13 @@ import fcntl
 import io
 import json
 import os
+import re
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from face_analysis.errors import UsageError
@@ -48,6 +50,29 @@ def open_output(path: str | Path, append: bool = False):
     if not append:
         os.ftruncate(descriptor, 0)
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+def escaped_name(name: str) -> str:
+    """A file name as the results hold it: each byte that is not UTF-8 (kept by Python as a surrogate) as `\\xNN`,
+    as `os.fsencode(name).decode("utf-8", "backslashreplace")` writes it; unescaped_name reverses it."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        text = "".join(f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff" else c for c in name)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate not from a file name
+
+
+def unescaped_name(text: str) -> str:
+    """The file name that escaped_name wrote as `text` (each `\\x80`..`\\xff` back to the byte; os.fsencode gives
+    the bytes)."""
+    return re.sub(r"\\x([89a-f][0-9a-f])", lambda match: chr(0xDC00 + int(match.group(1), 16)), text)
+
+
+def printable_name(name: str) -> str:
+    """A file name for a line on the terminal: escaped_name's, with control characters (a newline, ESC) escaped."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda match: match.group().encode("unicode_escape").decode(),
+                  escaped_name(name))
 
 
 class JsonListWriter:
@@ -208,11 +233,13 @@ class ResultWriters:
 
     def write(self, result: ImageResult, frame: int | None = None, to_parquet: bool = True,
               to_jsonl: bool = True) -> None:
-        """Every output of one result (to_parquet/to_jsonl=False: not the output that holds it already); a signal
-        (SIGTERM, SIGHUP, Ctrl-C) arriving meanwhile is held back until all are written, so that the JSON and
-        the CSV always hold the same images."""
+        """Every output of one result, its image named as escaped_name says (to_parquet/to_jsonl=False: not the
+        output that holds it already); a signal (SIGTERM, SIGHUP, Ctrl-C) arriving meanwhile is held back until
+        all are written, so that the JSON and the CSV always hold the same images."""
         held = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        if escaped_name(result.image) is not result.image:
+            result = replace(result, image=escaped_name(result.image))
         row = result.to_json()
         try:
             if self.json:

@@ -24,6 +24,7 @@ OUTPUTS = {MAX_AGE + 1: "age", len(GENDERS): "gender", len(RACES): "race"}  # to
 INT8_FILE, INT8_WEIGHTS = "model_int8.xml", "model_int8.bin"
 CALIBRATION_IMAGES = 256  # training images the int8 quantization measures its activation ranges on
 AGREEMENT_IMAGES = 300  # other training images on which int8 is checked against float32
+QUANTIZE_IMAGES = CALIBRATION_IMAGES + AGREEMENT_IMAGES  # `quantize` refuses fewer unless --force
 AGREEMENT = {"same_gender": 0.99, "same_race": 0.99, "age_difference": 0.5}  # short of these, quantizing warns
 BUILD_SECONDS = {"facenet": 30, "normal": 10}  # a TFLite build on 2 CPU cores, TensorFlow's import included
 log = logging.getLogger(__name__)
@@ -59,6 +60,15 @@ def float_export(model):
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def quantization_samples(rows: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, agreement): two disjoint fixed random samples of the rows of a training part, of
+    CALIBRATION_IMAGES and AGREEMENT_IMAGES rows; fewer rows than both need are shared out in that proportion
+    (agreement keeps at least one row when there are two)."""
+    picks = np.random.default_rng(seed).permutation(np.unique(rows))
+    cut = min(CALIBRATION_IMAGES, max(1, len(picks) * CALIBRATION_IMAGES // QUANTIZE_IMAGES))
+    return np.sort(picks[:cut]), np.sort(picks[cut:cut + AGREEMENT_IMAGES])
 
 
 def int8_files(exported: Path, calibration: np.ndarray, agreement: np.ndarray) -> dict[str, bytes]:

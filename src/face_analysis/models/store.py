@@ -99,24 +99,85 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_writable(directory: Path) -> None:
+    """Refuse, before any work, a model folder whose files cannot be replaced: read-only itself, or in a folder
+    where its new copy cannot be made (ModelError naming the folder and the reason). Leftovers of killed
+    processes beside it are removed first."""
+    directory = Path(os.path.realpath(directory))
+    remove_leftovers(directory)
+    for folder, whose in ((directory, ""), (directory.parent, "the folder holding it is ")):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            reason = "a read-only file system" if _read_only_mount(folder) else "permission denied"
+            raise ModelError(f"{directory}: {whose}not writable ({reason}); the model is left as it is: make it "
+                             "writable or work on a copy")
+
+
+def _read_only_mount(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Remove the temporary copies (.<name>.tmp-<pid>, .<name>.old-<pid>) that a killed process left beside a
+    model folder; those of running processes are theirs."""
+    directory = Path(directory)
+    for leftover in directory.parent.iterdir():
+        if not leftover.name.startswith(f".{directory.name}."):
+            continue
+        kind, _, pid = leftover.name[len(directory.name) + 2:].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _running(int(pid)):
+            remove_tree(leftover)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a temporary folder of this tool, its read-only folders (a copy of a read-only model's) made
+    writable first; what cannot be removed stays."""
+    if Path(path).is_symlink():
+        return
+    try:
+        os.chmod(path, 0o700)
+        for folder, folders, _ in os.walk(path):
+            for name in folders:
+                os.chmod(os.path.join(folder, name), 0o700)
+    except OSError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
+
+
 def add_files(directory: Path, files: dict[str, bytes], remove=()) -> None:
     """Add (or replace) files in a saved model, or remove some, as atomically as save_model: a checked copy of
-    the folder gets them and a new manifest (their sha256 with the others'), then takes the folder's place."""
-    directory = Path(directory)
+    the folder gets them and a new manifest (their sha256 with the others'), then takes the folder's place.
+    Refuses a folder that cannot be written before copying it; the copy is removed on any failure. A link to
+    the folder stays a link: the folder it names is the one updated."""
+    directory = Path(os.path.realpath(directory))
     read_model_info(directory, skip={*files, *remove})  # refuses a damaged model (but for these files) first
+    check_writable(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_tree(tmp)
+    replaced = {*files, *remove, MANIFEST}  # written anew, not copied (a read-only copy could not be replaced)
     try:
-        shutil.copytree(directory, tmp)
-        for name in remove:
-            (tmp / name).unlink(missing_ok=True)
+        shutil.copytree(directory, tmp, symlinks=True,
+                        ignore=lambda folder, names: replaced & set(names) if folder == str(directory) else ())
         _finish_folder(tmp, directory, files)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
 
 
 def _finish_folder(tmp: Path, directory: Path, files: dict[str, bytes] | None) -> None:
-    """Write files and the manifest into tmp, flush them, and swap tmp into directory's place."""
+    """Write files and the manifest into tmp, flush them, and swap tmp into directory's place (the folder put
+    back if the swap is interrupted between its two renames)."""
     for name, data in (files or {}).items():
         (tmp / name).write_bytes(data)
     manifest = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST}
@@ -125,10 +186,15 @@ def _finish_folder(tmp: Path, directory: Path, files: dict[str, bytes] | None) -
         with open(path, "rb") as file:
             os.fsync(file.fileno())
     old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+    except BaseException:
+        if old.exists() and not directory.exists():
+            os.replace(old, directory)
+        raise
+    remove_tree(old)
 
 
 def read_model_info(directory: Path, model_type: str | None = None, skip=()) -> dict:

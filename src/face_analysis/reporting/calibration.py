@@ -21,6 +21,7 @@ from face_analysis.reporting.attributes import ATTRIBUTES, ReportError, csv_colu
 
 FILE_NAME = "calibration.npz"
 FORMAT_VERSION = 1
+MIN_FACES = 500  # fewest held-out faces labelled for each attribute that `calibrate` stores without --force
 
 
 @dataclass
@@ -103,6 +104,8 @@ def labelled_arrays(frame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]
 
 def build_calibration(frame, model_type: str | None) -> Calibration:
     """The calibration of a model from a table of its held-out predictions (see labelled_arrays)."""
+    if "found" in frame and not frame["found"].astype(bool).any():
+        raise ReportError(f"no face found in any of the {len(frame)} held-out photo(s): nothing to calibrate with")
     probs, labels = labelled_arrays(frame)
     if not probs:
         raise ReportError("the held-out predictions have no probability columns with their true labels")
@@ -110,6 +113,34 @@ def build_calibration(frame, model_type: str | None) -> Calibration:
         if (y < 0).all():
             raise ReportError(f"the held-out predictions have no true {attribute}")
     return Calibration(model_type, probs, labels)
+
+
+def labelled_faces(calibration: Calibration) -> int:
+    """The number of faces labelled for the attribute with the fewest labels (what MIN_FACES counts)."""
+    return min(int((labels >= 0).sum()) for labels in calibration.labels.values())
+
+
+def stored_faces(model_dir: str | Path) -> int | None:
+    """The number of faces of the calibration a model folder holds, or None when it holds none it can read."""
+    try:
+        return len(load_calibration(model_dir))
+    except ReportError:
+        return None
+
+
+def check_size(calibration: Calibration, model_dir: Path, force: bool) -> str:
+    """ReportError when a new calibration has fewer than MIN_FACES labelled faces and not force (the one stored
+    is kept); else what storing it replaces, for the user ("" when nothing, or a warning when it is small)."""
+    faces, earlier = labelled_faces(calibration), stored_faces(model_dir)
+    kept = f"its calibration of {earlier:,} faces is kept" if earlier else "it has no calibration"
+    if faces < MIN_FACES and not force:
+        raise ReportError(f"{model_dir}: only {faces} held-out face(s) labelled in the data given (the validation "
+                          f"part of the model's split); calibrate needs {MIN_FACES} for report's corrections to "
+                          f"hold: {kept} (give the data the model was trained on, or --force to store these)")
+    notes = [f"replaced the earlier calibration of {earlier:,} faces"] if earlier else []
+    if faces < MIN_FACES:
+        notes.append(f"warning: {faces} labelled face(s), fewer than the {MIN_FACES} report's corrections need")
+    return "; ".join(notes)
 
 
 def calibration_bytes(calibration: Calibration) -> bytes:
@@ -155,9 +186,15 @@ def load_calibration(path: str | Path) -> Calibration:
                 labels[attribute] = data[f"{attribute}_labels"].astype(np.int8)
     except ReportError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as error:
         raise ReportError(f"{path}: not a readable calibration file ({str(error).splitlines()[0]})") from None
     if info.get("format_version") != FORMAT_VERSION:
         raise ReportError(f"{path}: calibration format {info.get('format_version')} is not this version's")
+    sizes = {len(a) for a in (*probs.values(), *labels.values())}
+    if len(sizes) != 1 or not all(p.ndim == 2 and p.shape[1] == len(ATTRIBUTES[a]) and np.isfinite(p).all()
+                                  and (p >= 0).all() and labels[a].ndim == 1 and (labels[a] >= -1).all()
+                                  and (labels[a] < len(ATTRIBUTES[a])).all() for a, p in probs.items()):
+        raise ReportError(f"{path}: not a readable calibration file (no attribute, arrays of different sizes or "
+                          "impossible values)")
     return Calibration(info.get("model_type"), probs, labels)
 

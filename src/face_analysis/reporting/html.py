@@ -14,20 +14,25 @@ th:first-child,td:first-child{text-align:left}tr:nth-child(even){background:#f3f
 
 
 def bar_chart_png(title: str, shares: dict, confidence: float = 0.95) -> bytes:
-    """Grouped bars (counted, corrected) per class, the corrected share's interval as error bars; PNG bytes."""
+    """Grouped bars (counted, corrected) per class, the corrected share's interval (if any) as error bars; PNG
+    bytes."""
     import numpy as np
     from matplotlib.figure import Figure
 
     names = list(shares)
     x = np.arange(len(names))
     estimate = np.array([shares[n].estimate for n in names]) * 100
-    errors = np.array([[shares[n].estimate - shares[n].low for n in names],
-                       [shares[n].high - shares[n].estimate for n in names]]) * 100
+    errors = np.array([[shares[n].estimate - (shares[n].estimate if shares[n].low is None else shares[n].low)
+                        for n in names],
+                       [(shares[n].estimate if shares[n].high is None else shares[n].high) - shares[n].estimate
+                        for n in names]]) * 100
+    interval = all(shares[n].low is not None for n in names)
     figure = Figure(figsize=(max(4.5, 0.9 * len(names) + 1.5), 3.2), dpi=110)
     axes = figure.subplots()
     axes.bar(x - 0.2, [shares[n].counted * 100 for n in names], 0.4, label="counted", color=COUNTED_COLOUR)
-    axes.bar(x + 0.2, estimate, 0.4, yerr=np.maximum(errors, 0), capsize=3, color=CORRECTED_COLOUR,
-             label=f"corrected, {confidence:.0%} interval".replace("%", " %"))
+    axes.bar(x + 0.2, estimate, 0.4, yerr=np.maximum(errors, 0) if interval else None, capsize=3,
+             color=CORRECTED_COLOUR, label=(f"corrected, {confidence:.0%} interval".replace("%", " %") if interval
+                                            else "corrected"))
     axes.set_xticks(x, names)
     axes.set_ylabel("share of faces (%)")
     axes.set_title(title)
@@ -45,7 +50,7 @@ def _section(title: str, shares: dict, confidence: float) -> list[str]:
     image = base64.b64encode(bar_chart_png(title, shares, confidence)).decode()
     level = f"{confidence:.0%}".replace("%", " %")
     rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * s.counted:.1f} %</td><td>{100 * s.estimate:.1f} %"
-                   f"</td><td>{100 * s.low:.1f} – {100 * s.high:.1f} %</td></tr>" for name, s in shares.items())
+                   f"</td><td>{s.interval_text('–').strip()}</td></tr>" for name, s in shares.items())
     return [f"<h3>{html.escape(title)}</h3>", f'<img alt="{html.escape(title)}" src="data:image/png;base64,{image}">',
             f"<table><tr><th>class</th><th>counted</th><th>corrected</th><th>{level} interval</th></tr>{rows}</table>"]
 

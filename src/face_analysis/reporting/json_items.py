@@ -13,10 +13,10 @@ MAX_RESULT_CHARS = 64 << 20  # a single result larger than this is not run's out
 
 
 def json_items(path: Path, notes: list) -> Iterator[dict]:
-    """The items of a JSON list, decoded one at a time from blocks of the file; a list left open by an
-    interrupted run gives its complete items and a note."""
+    """The items of a JSON list, decoded one at a time from blocks of the file (a byte order mark is read past);
+    a list left open by an interrupted run, or cut inside its last item, gives its complete items and a note."""
     decoder = json.JSONDecoder()
-    with open(path, encoding="utf-8") as stream:
+    with open(path, encoding="utf-8-sig") as stream:
         buffer, position, eof, started, items = "", 0, False, False, 0
         while True:
             while position < len(buffer) and buffer[position] in " \t\r\n,":
@@ -41,8 +41,13 @@ def json_items(path: Path, notes: list) -> Iterator[dict]:
             try:
                 item, position = decoder.raw_decode(buffer, position)
             except json.JSONDecodeError as error:
+                rest = buffer[position:].strip()
+                if eof and rest.startswith("{") and not rest.endswith("]"):  # the list and its last result cut
+                    notes.append(f"{path}: its last result is cut short (an interrupted run?) and is left out; "
+                                 f"its {items} complete results are used")
+                    return
                 if eof or len(buffer) - position > MAX_RESULT_CHARS:
-                    if eof and not buffer[position:].lstrip().startswith("{"):
+                    if eof and not rest.startswith("{"):
                         raise ReportError(f"{path}: not valid JSON ({error.msg})") from None
                     reason = f"not valid JSON: a result cut short or malformed ({error.msg})"
                     raise ReportError(f"{path}: {reason}") from None
@@ -55,7 +60,7 @@ def json_items(path: Path, notes: list) -> Iterator[dict]:
 
 def jsonl_items(path: Path, notes: list) -> Iterator[dict]:
     """The objects of a JSON Lines file; a last line cut short by an interrupted run is left out with a note."""
-    with open(path, encoding="utf-8") as stream:
+    with open(path, encoding="utf-8-sig") as stream:
         pending = None
         for number, line in enumerate(stream, 1):
             if pending:

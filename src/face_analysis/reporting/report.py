@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from face_analysis.reporting import quantify
 from face_analysis.reporting.attributes import ATTRIBUTES, STRATA, ReportError, derived
 from face_analysis.reporting.calibration import Calibration
-from face_analysis.reporting.reading import CHUNK_FACES, read_faces
+from face_analysis.reporting.reading import CHUNK_FACES, LEFT_OUT, read_faces
 
 MAX_FACES = 1_000_000  # faces kept for the estimates (beyond: a uniform sample of this many); counts are exact
+# bootstrap replicates: 0 (no interval) or this many at least (fewer give no percentile interval worth the
+# name) and at most (the time and memory grow with them)
+MIN_BOOTSTRAP, MAX_BOOTSTRAP = 10, 10_000
 
 
 @dataclass
 class ClassShare:
-    """One class's share of the faces (0 to 1): the corrected estimate, its interval, the counted share."""
+    """One class's share of the faces (0 to 1): the corrected estimate, its interval (None without a
+    bootstrap), the counted share."""
 
     estimate: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     counted: float
 
     def to_json(self, digits: int = 4) -> dict:
-        return {k: round(getattr(self, k), digits) for k in ("estimate", "low", "high", "counted")}
+        return {k: None if getattr(self, k) is None else round(getattr(self, k), digits)
+                for k in ("estimate", "low", "high", "counted")}
+
+    def interval_text(self, dash: str = "-") -> str:
+        """"12.3 - 45.6 %", or "—" without an interval."""
+        return "—" if self.low is None else f"{100 * self.low:5.1f} {dash} {100 * self.high:5.1f} %"
 
 
 @dataclass
@@ -78,7 +88,7 @@ class Report:
                           f"  {'class':<10} {'counted':>8} {'corrected':>10}   {level} interval"]
                 for name, s in shares.items():
                     lines.append(f"  {name:<10} {100 * s.counted:7.1f} % {100 * s.estimate:8.1f} %   "
-                                 f"{100 * s.low:5.1f} - {100 * s.high:5.1f} %")
+                                 f"{s.interval_text()}")
         lines += [""] + [f"note: {note}" for note in self.notes] if self.notes else []
         return "\n".join(lines) + "\n"
 
@@ -129,9 +139,42 @@ class _Sample:
         return {a: self.parts[a][0].astype(np.float64) for a in self.attributes}
 
 
-def _shares(names, point, low, high, counted) -> dict[str, ClassShare]:
-    return {name: ClassShare(float(point[i]), float(low[i]), float(high[i]), float(counted[i]))
+def _shares(names, point, replicates, confidence, counted, allowance: float = 0.0) -> dict[str, ClassShare]:
+    """Each class's share; its interval from the bootstrap replicates (widened by `allowance`), None without
+    them."""
+    low, high = (quantify.interval(point, replicates, confidence, allowance) if len(replicates)
+                 else ([None] * len(point),) * 2)
+    return {name: ClassShare(float(point[i]), None if low[i] is None else float(low[i]),
+                             None if high[i] is None else float(high[i]), float(counted[i]))
             for i, name in enumerate(names)}
+
+
+def _fresh(seen: set, keys: np.ndarray) -> np.ndarray:
+    """Which faces are not duplicates of one read before (key 0: not known, never a duplicate); adds theirs."""
+    fresh = np.ones(len(keys), bool)
+    for i, key in enumerate(keys.tolist()):
+        if key and key in seen:
+            fresh[i] = False
+        elif key:
+            seen.add(key)
+    return fresh
+
+
+def _reading_notes(duplicates: dict[str, int], frames: dict[str, int], inputs: int) -> list[str]:
+    """The notes on faces read twice, faces that cannot be told apart and video frames."""
+    notes = []
+    if duplicates["unknown"] and inputs > 1:
+        notes.append(f"{duplicates['unknown']} faces have no image name or box: were some read twice (one run's "
+                     "results in two formats), they would be counted twice")
+    if duplicates["faces"] or duplicates["images"]:
+        parts = [f"{n} {what}" for what, n in (("faces", duplicates["faces"]),
+                                                ("images without a face", duplicates["images"])) if n]
+        notes.append(f"left out {' and '.join(parts)} read before (the same image and face box in more than one "
+                     "input: one run's results given twice, or in two formats); each is counted once")
+    notes += [f"{source}: {n} video frames; a face is counted in every frame it is in, so these are shares of "
+              "time on screen, not of people (a person seen in 50 frames counts 50 times)"
+              for source, n in frames.items() if n]
+    return notes
 
 
 def method_of(attribute: str, method: str | None = None) -> str:
@@ -152,12 +195,13 @@ def corrected_shares(method: str, calibration: Calibration, probs: dict[str, np.
     cal_probs, cal_labels = calibration.arrays(names)
     found = quantify.estimate(method, cal_probs, cal_labels, [derived(probs, None, n)[0] for n in names],
                               bootstrap, seed, bootstrap_faces)
+    found.allowance = quantify.ALLOWANCES[attribute] if method == quantify.DEFAULT_METHODS[attribute] else 0.0
     if not strata:
         return found
     k = len(ATTRIBUTES[attribute])
     return quantify.Estimate(found.point.reshape(k, -1).sum(1),
                              found.replicates.reshape(len(found.replicates), k, found.point.size // k).sum(2),
-                             found.counted.reshape(k, -1).sum(1))
+                             found.counted.reshape(k, -1).sum(1), found.allowance)
 
 
 def report(paths, calibration: Calibration, by: str | None = None, method: str | None = None,
@@ -169,7 +213,8 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     calibration: the model's (calibration.load_calibration); by: an attribute whose classes also get the
     other attributes' shares within them; method: one of quantify.METHODS for every attribute (default: each
     attribute's quantify.DEFAULT_METHODS, also within `by` groups); bootstrap: replicates for the
-    intervals (0: none, the intervals are the point); stratified: see corrected_shares (shares within `by`
+    intervals (0: none, the intervals are None; else MIN_BOOTSTRAP to MAX_BOOTSTRAP); the same face (image and
+    box) read twice is counted once; stratified: see corrected_shares (shares within `by`
     groups are corrected on the joint classes of the two attributes alone)."""
     if method is not None and method not in quantify.METHODS:
         raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
@@ -179,36 +224,48 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
         raise ReportError("the calibration set has none of the attributes asked for")
     if by and by not in attributes:
         raise ReportError(f"--by {by}: not an attribute of this report ({', '.join(attributes)})")
+    if 0 < bootstrap < MIN_BOOTSTRAP or bootstrap > MAX_BOOTSTRAP:
+        raise ReportError(f"bootstrap {bootstrap}: give 0 (no interval) or {MIN_BOOTSTRAP} to {MAX_BOOTSTRAP} "
+                          "replicates")
     sample = _Sample(attributes, by, max_faces, seed)
-    skipped = {"too_small": 0, "no_face": 0, "failed": 0}
-    model, notes, sources = None, [], []
+    skipped = dict.fromkeys(LEFT_OUT, 0)
+    model, notes, sources, seen, frames = None, [], [], set(), {}
+    duplicates = {"faces": 0, "images": 0, "unknown": 0}
     for chunk in read_faces(paths, attributes, chunk_faces):
         if chunk.source not in sources:
             sources.append(chunk.source)
-            notes += [n for n in chunk.notes if n not in notes]
+        notes += [n for n in chunk.notes if n not in notes]
+        frames[chunk.source] = frames.get(chunk.source, 0) + chunk.frames
         if chunk.models:
             model = next(iter(chunk.models))
             if calibration.model_type and model != calibration.model_type:
                 raise ReportError(f"{chunk.source}: results of the {model} model; the calibration is the "
                                   f"{calibration.model_type} model's (give that model's --model_path)")
-        skipped["too_small"] += chunk.too_small
-        skipped["no_face"] += chunk.no_face
-        skipped["failed"] += chunk.failed
-        sample.add(chunk.probs)
+        fresh = _fresh(seen, chunk.keys)
+        duplicates["faces"] += int((~fresh).sum())
+        duplicates["unknown"] += int((chunk.keys == 0).sum())
+        sample.add({a: p[fresh] for a, p in chunk.probs.items()})
+        for kind, keys in chunk.skipped.items():
+            fresh = _fresh(seen, keys)
+            skipped[kind] += int(fresh.sum())
+            duplicates["faces" if kind == "too_small" else "images"] += int((~fresh).sum())
     if not sample.faces:
-        raise ReportError(f"{', '.join(sources) or 'the results'}: no analysed face in them")
+        raise ReportError(f"{', '.join(sources) or 'the results'}: no analysed face in them ({skipped['too_small']} "
+                          f"too small, {skipped['no_face']} images without a face, {skipped['failed']} failed)")
+    notes += _reading_notes(duplicates, frames, 1 if isinstance(paths, (str, Path)) else len(paths))
     if sample.faces > max_faces:
         notes.append(f"the corrected shares use a uniform sample of {max_faces} of the {sample.faces} faces")
     probs = sample.arrays()
+    notes += [f"{a}: counted, not corrected (no correction beat counting on the validation photos); its interval "
+              "is widened by what counting misses there" for a in attributes if method is None and methods[a] == "cc"]
     named = method or ", ".join(f"{a} {m}" for a, m in methods.items())
     result = Report(sample.faces, skipped, {}, named, model or calibration.model_type, confidence,
                     len(calibration), by, {}, notes)
     for i, attribute in enumerate(attributes):
         found = corrected_shares(methods[attribute], calibration, probs, attribute, bootstrap, seed + i,
                                  bootstrap_faces, stratified)
-        low, high = quantify.interval(found.point, found.replicates, confidence)
-        result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, low, high,
-                                               sample.counts[attribute] / sample.faces)
+        result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, found.replicates, confidence,
+                                               sample.counts[attribute] / sample.faces, found.allowance)
     if by:
         groups = ATTRIBUTES[by]
         within = {g: {} for g in groups}
@@ -223,8 +280,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
             for j, group in enumerate(groups):
                 share = point[:, j] / max(point[:, j].sum(), 1e-12)
                 shares = replicates[:, :, j] / np.maximum(replicates[:, :, j].sum(1, keepdims=True), 1e-12)
-                low, high = quantify.interval(share, shares, confidence)
-                within[group][attribute] = _shares(ATTRIBUTES[attribute], share, low, high,
+                within[group][attribute] = _shares(ATTRIBUTES[attribute], share, shares, confidence,
                                                    counts[:, j] / max(counts[:, j].sum(), 1))
         result.groups = {g: GroupReport(result.attributes[by][g], int(sample.counts[by][j]), within[g])
                          for j, g in enumerate(groups)}

@@ -68,10 +68,11 @@ def simulate(n: int, seed: int = 0, shares: dict[str, np.ndarray] | None = None,
 def results_of(frame: pd.DataFrame, model: str | None = "facenet", too_small: int = 0, no_face: int = 0,
                faces_per_image: int = 3) -> list[dict]:
     """`run --json`'s result objects holding the faces of a simulated frame (plus faces too small and images
-    without a face), `faces_per_image` faces an image."""
+    without a face), `faces_per_image` faces an image, side by side (each face its own box)."""
     faces = []
     for row in frame.to_dict("records"):
-        face = {"box": [0, 0, 64, 64], "face_size": 64, "too_small": False, "detection_score": 0.9}
+        face = {"box": [64 * (len(faces) % faces_per_image), 0, 64, 64], "face_size": 64, "too_small": False,
+                "detection_score": 0.9}
         for attribute, field_name in (("race", "race_probabilities"), ("age_group", "age_group_probabilities")):
             face[field_name] = {name: row[csv_column(attribute, name)] for name in ATTRIBUTES[attribute]}
         female = row[csv_column("gender", "female")]
@@ -80,8 +81,9 @@ def results_of(frame: pd.DataFrame, model: str | None = "facenet", too_small: in
         face["race"] = max(face["race_probabilities"], key=face["race_probabilities"].get)
         face["age"], face["age_std"] = 30.0, 5.0
         faces.append(face)
-    faces += [{"box": [0, 0, 10, 10], "face_size": 10, "too_small": True, "age": None, "age_std": None,
-               "gender": None, "gender_probability": None, "race": None, "race_probabilities": None}] * too_small
+    faces += [{"box": [64 * ((len(faces) + i) % faces_per_image), 0, 10, 10], "face_size": 10, "too_small": True,
+               "age": None, "age_std": None, "gender": None, "gender_probability": None, "race": None,
+               "race_probabilities": None} for i in range(too_small)]
     results = [{"image": f"img{i // faces_per_image:06d}.jpg", "width": 640, "height": 480,
                 "faces": faces[i:i + faces_per_image], "error": None} for i in range(0, len(faces), faces_per_image)]
     results += [{"image": f"empty{i}.jpg", "width": 640, "height": 480, "faces": [], "error": None}

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from face_analysis.analyzer import FaceAnalyzer, PreparedImage
-from face_analysis.errors import ImageError
+from face_analysis.errors import ImageError, UsageError
 from face_analysis.io import guard as output_guard
 from face_analysis.io import images as image_io
 from face_analysis.io import lists as image_lists
@@ -26,11 +26,14 @@ from face_analysis.io import writers as results_io
 from face_analysis.io.display import Window, wants_quit, why_no_window
 from face_analysis.io.images import one_line
 from face_analysis.results import ImageResult
+from face_analysis.runners.native_stderr import NativeStderr
 from face_analysis.runners.sink import ResultSink, RunSummary, item_name  # noqa: F401 - both engines use them here
 
 log = logging.getLogger(__name__)
 MAX_BATCH_FACES, MAX_BATCH_IMAGES = 32, 16  # one model call takes the faces of up to this many images
-ANNOTATED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+ANNOTATED_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MIN_DETECT_SIZE = 32  # --detect_size below this finds no face at all (0: full size)
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1")
 
 
 @dataclass
@@ -57,6 +60,18 @@ def writable_folder(folder: Path) -> Path | None:
         return None
 
 
+def write_image(path: Path, bgr: np.ndarray) -> bool:
+    """Write an image file in the format its extension names; False when it cannot be. Encoded here and written
+    by Python: cv2.imwrite crashes on a name that is not UTF-8 (an input's, kept in its annotated copy's name)."""
+    try:
+        ok, data = cv2.imencode(path.suffix, bgr)
+        if ok:
+            path.write_bytes(data.tobytes())
+        return bool(ok)
+    except (OSError, cv2.error):
+        return False
+
+
 def output_path(out_dir: Path, image_path: str, used: set) -> Path:
     """An annotated image's path in out_dir: the input's name, or with _1, _2... when two inputs share a name
     or a file of that name is already there (it is never written over)."""
@@ -70,10 +85,31 @@ def output_path(out_dir: Path, image_path: str, used: set) -> Path:
     return candidate
 
 
+def _unsupported(error: ImageError) -> ImageError:
+    """"not an image or a damaged one" made "unsupported format" for a file whose header shows a format OpenCV
+    does not decode: HEIC/HEIF, a TIFF of 32-bit samples."""
+    if error.reason != "not an image or a damaged one" or image_io.is_uri(error.path):
+        return error
+    from PIL import Image
+
+    try:
+        with open(error.path, "rb") as file:
+            head = file.read(16)
+        if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+            return ImageError(error.path, "unsupported format (HEIC/HEIF: convert it to JPEG)")
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            with Image.open(error.path) as image:
+                if image.mode in ("F", "I"):
+                    return ImageError(error.path, "unsupported format (a TIFF of 32-bit samples)")
+    except Exception:  # noqa: BLE001 - unreadable or unparsed: the decoder's word stands
+        pass
+    return error
+
+
 def as_image_error(item, error: BaseException) -> ImageError:
     """Whatever went wrong with one input, as its ImageError (the batch goes on)."""
     if isinstance(error, ImageError):
-        return error
+        return _unsupported(error)
     if isinstance(error, MemoryError):
         return ImageError(item, "not enough memory to analyse it")
     return ImageError(item, f"cannot analyse ({one_line(error)})")  # e.g. an OpenCV assertion on an odd image
@@ -84,10 +120,14 @@ def failed_input(item, error: BaseException) -> PreparedInput:
     return PreparedInput(item, error=as_image_error(item, error))
 
 
-def prepare_image(analyzer: FaceAnalyzer, item: str, image: np.ndarray, keep_image: bool = False) -> PreparedInput:
-    """Detect and crop the faces of one decoded image."""
+def prepare_image(analyzer: FaceAnalyzer, item: str, image: np.ndarray | image_io.DecodedImage,
+                  keep_image: bool = False) -> PreparedInput:
+    """Detect and crop the faces of one decoded image (kept at full size when `keep_image`, to be drawn)."""
     try:
-        return PreparedInput(item, analyzer.prepare(image), image if keep_image else None)
+        prepared = analyzer.prepare(image)
+        if keep_image and isinstance(image, image_io.DecodedImage):
+            image = image.full()
+        return PreparedInput(item, prepared, image if keep_image else None)
     except Exception as error:  # noqa: BLE001 - this input fails alone
         return failed_input(item, error)
 
@@ -97,20 +137,28 @@ def _prepare(analyzer: FaceAnalyzer, item, keep_image: bool, read_timeout: float
     if isinstance(item, ImageError):
         return PreparedInput(item.path, error=item)
     try:
-        image = image_io.load_image(item, read_timeout)
+        image = image_io.load_for_detection(item, read_timeout, analyzer.detect_size)
     except Exception as error:  # noqa: BLE001 - this input fails alone
         return failed_input(item, error)
     return prepare_image(analyzer, item, image, keep_image)
 
 
-def _prepared_in_order(analyzer, items, keep_image: bool, workers: int, read_timeout: float | None = None):
-    """_prepare over items in worker threads, in input order, never more than a small window ahead. Stopped
+def _prepare_noted(notes: NativeStderr, analyzer: FaceAnalyzer, item, keep_image: bool,
+                   read_timeout: float | None) -> PreparedInput:
+    """_prepare, what libjpeg prints meanwhile named after the input (native_stderr)."""
+    with notes.reading(item, lambda path: image_io.load_image(path, read_timeout)):
+        return _prepare(analyzer, item, keep_image, read_timeout)
+
+
+def _prepared_in_order(analyzer, items, keep_image: bool, workers: int, read_timeout: float | None,
+                       notes: NativeStderr):
+    """_prepare_noted over items in worker threads, in input order, never more than a small window ahead. Stopped
     early (a signal, an output error), it does not wait for the reads under way: a network read may block."""
     window, finished = deque(), False
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         for item in items:
-            window.append(pool.submit(_prepare, analyzer, item, keep_image, read_timeout))
+            window.append(pool.submit(_prepare_noted, notes, analyzer, item, keep_image, read_timeout))
             if len(window) > 4 * workers:
                 yield window.popleft().result()
         while window:
@@ -151,10 +199,20 @@ def _annotated_target(output, items) -> tuple[Path | None, Path | None]:
     if output is None:
         return None, None
     output = Path(output)
-    single = len(items) == 1 and not isinstance(items[0], ImageError)
-    if single and output.suffix.lower() in ANNOTATED_EXTENSIONS and not output.is_dir():
+    single = len(items) == 1 and not isinstance(items[0], ImageError) and not output.is_dir()
+    if single and output.suffix.lower() in ANNOTATED_EXTENSIONS:
         return None, output
+    if single and image_io.is_image_name(output):
+        raise UsageError(f"--output {output}: annotated images are written as {', '.join(ANNOTATED_EXTENSIONS)}; "
+                         "name the file with one of these, or give a folder")
     return output, None
+
+
+def check_detect_size(size: int | None) -> None:
+    """Refuse a --detect_size too small for any face to be found (None or 0: full size)."""
+    if size and size < MIN_DETECT_SIZE:
+        raise UsageError(f"--detect_size {size}: too small to find a face; give at least {MIN_DETECT_SIZE} pixels "
+                         "(0: full size)")
 
 
 def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output,
@@ -165,7 +223,7 @@ def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, outpu
     sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))], model_dir)
     out_dir, out_file = _annotated_target(output, items)
     output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image", jsonl_path)
-    output_guard.check_output_folder("--output", out_dir, sources)
+    output_guard.check_output_folder("--output", out_dir, sources, [i for i in inputs if os.path.isdir(i)])
     output_guard.check_parquet_folder(parquet_dir, sources, resume, jsonl_path is not None)
     return out_dir, out_file
 
@@ -192,34 +250,46 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
     img_list: a file listing more image paths (lists.list_file).
     parquet_dir: a folder for results as Parquet files; jsonl_path: a JSON Lines file; resume: skip the images
     already there. read_timeout: seconds a URI read may take."""
-    used = set()
+    check_detect_size(analyzer.detect_size)
     items, skipped = input_items(inputs, img_list)
     out_dir, out_file = check_run_outputs(inputs or [], items, json_path, csv_path, output, analyzer.model_dir,
                                           parquet_dir, resume, jsonl_path)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's notes on a file name none; ours do
     window = Window() if show else None
     if window is not None and not window.available:
         print(f"warning: --show ignored: {why_no_window()}", file=sys.stderr)
         window = None
-    sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path, skipped)
-    if out_dir is not None:
-        out_dir = writable_folder(out_dir)
-        sink.summary.failed += out_dir is None
-    try:
-        keep = out_dir is not None or out_file is not None or window is not None
-        prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads), read_timeout)
-        for p, result in in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
-            sink.add(result)
-            if p.image is not None:
-                annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
-                target = out_file or (output_path(out_dir, p.item, used) if out_dir is not None else None)
-                if target is not None and not cv2.imwrite(str(target), annotated):
-                    tqdm.write(f"error: {target}: cannot write the annotated image", file=sys.stderr)
-                    sink.summary.failed += 1
-                if window is not None and wants_quit(window.show(annotated)):
-                    sink.summary.stopped = True
-                    break
-    finally:
-        sink.close()
-        if window is not None:
-            window.close()
+    with NativeStderr(results_io.printable_name) as notes:  # first: the progress bar then writes past it
+        sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path, skipped,
+                          analyzer.model_type)
+        if out_dir is not None:
+            out_dir = writable_folder(out_dir)
+            sink.summary.failed += out_dir is None
+        try:
+            keep = out_dir is not None or out_file is not None or window is not None
+            prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads),
+                                          read_timeout, notes)
+            _deliver(analyzer, prepared, sink, out_dir, out_file, window)
+        finally:
+            sink.close()
+            if window is not None:
+                window.close()
     return sink.summary
+
+
+def _deliver(analyzer: FaceAnalyzer, prepared, sink: ResultSink, out_dir: Path | None, out_file: Path | None,
+             window: Window | None) -> None:
+    """Each prepared input through the model, its result to the sink, its annotated copy written and shown."""
+    used = set()
+    for p, result in in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
+        sink.add(result)
+        if p.image is not None:
+            annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
+            target = out_file or (output_path(out_dir, p.item, used) if out_dir is not None else None)
+            if target is not None and not write_image(target, annotated):
+                tqdm.write(f"error: {results_io.printable_name(str(target))}: cannot write the annotated image",
+                           file=sys.stderr)
+                sink.summary.failed += 1
+            if window is not None and wants_quit(window.show(annotated)):
+                sink.summary.stopped = True
+                break

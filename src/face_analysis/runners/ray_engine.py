@@ -45,17 +45,18 @@ class AnalyzerSettings:
     threads: int | None = None
     tta: bool = False
     precision: str = DEFAULT_PRECISION
+    upscale: float = 1.0
 
 
-def _read_batch(batch: dict, read_timeout: float | None = None) -> dict:
-    """Ray task: read and decode a batch of paths (a URI giving up after read_timeout seconds); a path that fails
-    keeps its reason and an empty image."""
+def _read_batch(batch: dict, read_timeout: float | None = None, detect_size: int | None = None) -> dict:
+    """Ray task: read and decode a batch of paths for detection (image_io.DecodedImage; a URI giving up after
+    read_timeout seconds); a path that fails keeps its reason and no image."""
     images, errors = [], []
     for path, error in zip(batch["path"], batch["error"]):
-        image = np.zeros((0, 0, 3), np.uint8)
+        image = None
         if not error:
             try:
-                image = image_io.load_image(str(path), read_timeout)
+                image = image_io.load_for_detection(str(path), read_timeout, detect_size)
             except Exception as failure:  # noqa: BLE001 - this image fails alone
                 error = run_model.as_image_error(str(path), failure).reason
         images.append(image)
@@ -82,7 +83,7 @@ class _Analyse:
             if error:
                 prepared.append(run_model.PreparedInput(path, error=ImageError(path, str(error))))
             else:
-                prepared.append(run_model.prepare_image(self.analyzer, path, np.asarray(image)))
+                prepared.append(run_model.prepare_image(self.analyzer, path, image))
         results = run_model.in_model_batches(self.analyzer, prepared, run_model.MAX_BATCH_FACES, len(prepared))
         return {"result": np.array([json.dumps(result.to_json()) for _, result in results], dtype=object)}
 
@@ -163,7 +164,7 @@ def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings,
     items = ray.data.from_items([{"path": str(p), "error": e} for p, e in zip(paths, errors)],
                                 override_num_blocks=blocks)
     decoded = items.map_batches(_read_batch, batch_size=BATCH_IMAGES, batch_format="numpy", num_cpus=READ_CPUS,
-                                fn_kwargs={"read_timeout": read_timeout})
+                                fn_kwargs={"read_timeout": read_timeout, "detect_size": settings.detect_size})
     return decoded.map_batches(analyser_class({**asdict(settings), "threads": threads}), batch_size=BATCH_IMAGES,
                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                                num_cpus=ACTOR_CPUS * threads)
@@ -182,14 +183,15 @@ def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_pa
     from face_analysis.models import compiled as lite_model
     from face_analysis.models import store as model_store
 
+    run_model.check_detect_size(settings.detect_size)
     items, skipped = run_model.input_items(inputs, img_list)
     model_dir = model_store.resolve_model_dir(settings.model_type, settings.model_path)
-    lite_model.load_lite_model(model_dir, settings.model_type, 1, settings.precision)  # its errors here, not in actors
+    _, info = lite_model.load_lite_model(model_dir, settings.model_type, 1, settings.precision)  # its errors here
     settings = AnalyzerSettings(**{**asdict(settings), "model_path": str(Path(model_dir).resolve())})  # any node
     run_model.check_run_outputs(inputs or [], items, json_path, csv_path, None, model_dir, parquet_dir, resume,
                                 jsonl_path)
     sink = run_model.ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path,
-                                skipped)
+                                skipped, info["model_type"])
     started = False
     try:
         if sink.pending:

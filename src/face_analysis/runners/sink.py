@@ -3,9 +3,12 @@ the summary; with --resume, the images an earlier run already wrote (to --parque
 
 An image is one result however it is named: inputs, and the rows already written, are identified by
 `image_io.image_key` (the resolved path; for URIs the normalised URI), so `./imgs/a.jpg`, `/abs/imgs/a.jpg`
-and a link to it are one image, analysed once and written once."""
+and a link to it are one image, analysed once and written once. --resume refuses to add one model's results to
+another's."""
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from face_analysis.errors import ImageError
+from face_analysis.errors import ImageError, UsageError
 from face_analysis.io import durable
 from face_analysis.io import images as image_io
 from face_analysis.io import writers as results_io
@@ -35,6 +38,38 @@ def item_name(item) -> str:
     return item.path if isinstance(item, ImageError) else str(item)
 
 
+def row_key(name: str, base: str | None = None) -> str:
+    """The image_key of a result row's image, its name as escaped_name wrote it (a file that has the written name
+    itself is that file)."""
+    plain = results_io.unescaped_name(name)
+    if plain != name and os.path.lexists(os.path.join(base or "", name)):
+        plain = name
+    return image_io.image_key(plain, base)
+
+
+def _models_before(parquet_dir, jsonl_path) -> Iterator[tuple[str, str]]:
+    """(option and path, model) for each model named by the results an earlier run wrote."""
+    import pyarrow.parquet as pq
+
+    for path in results_io.parquet_files(parquet_dir) if parquet_dir and Path(parquet_dir).is_dir() else []:
+        if "model" not in pq.read_schema(path).names:  # written before results named their model
+            continue
+        for model in set(pq.read_table(path, columns=["model"]).column("model").to_pylist()) - {None}:
+            yield f"--parquet {parquet_dir}", model
+    if jsonl_path and str(jsonl_path) != "-" and Path(jsonl_path).is_file():
+        with open(jsonl_path, "rb") as file:  # "model" follows "image", whose quotes are escaped: the first match
+            models = {match.group(1) for match in map(re.compile(rb'"model": "([^"]*)"').search, file) if match}
+        yield from ((f"--jsonl {jsonl_path}", model.decode("utf-8", "replace")) for model in models)
+
+
+def check_resume_model(model: str | None, parquet_dir, jsonl_path) -> None:
+    """Refuse --resume onto results of another model: one file would mix two models' predictions."""
+    for output, before in _models_before(parquet_dir, jsonl_path) if model else ():
+        if before != model:
+            raise UsageError(f"{output}: holds results of the {before} model; --resume with the {model} model would "
+                             f"mix two models in it: continue with the {before} model, or write elsewhere")
+
+
 def parquet_done(folder) -> Iterator[tuple[list[dict], str | None]]:
     """The rows of a --parquet folder's files, each file's with the folder its relative names start from."""
     import pyarrow.parquet as pq
@@ -50,7 +85,10 @@ class ResultSink:
     other outputs first, and `pending` leaves them out; inputs naming one image twice are analysed once."""
 
     def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
-                 quiet: bool = False, parquet_rows: int = 10_000, jsonl_path=None, skipped_rows: str = ""):
+                 quiet: bool = False, parquet_rows: int = 10_000, jsonl_path=None, skipped_rows: str = "",
+                 model: str | None = None):
+        if resume:
+            check_resume_model(model, parquet_dir, jsonl_path)
         self.summary, self.quiet = RunSummary(skipped_rows=skipped_rows), quiet
         self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows, jsonl_path, resume)
         done: set[str] = set()
@@ -77,17 +115,17 @@ class ResultSink:
         in_jsonl, lines_end = set(), 0
         if jsonl_path and self.writers.jsonl and self.writers.jsonl.file.fd is not None:
             lines_end = self.writers.jsonl.file.end
-            in_jsonl = {image_io.image_key(row["image"]) for row in durable.read_json_lines(jsonl_path, lines_end)}
+            in_jsonl = {row_key(row["image"]) for row in durable.read_json_lines(jsonl_path, lines_end)}
         if parquet_dir and Path(parquet_dir).is_dir():
             for rows, base in parquet_done(parquet_dir):
                 for row in rows:
-                    key = image_io.image_key(row["image"], base)
+                    key = row_key(row["image"], base)
                     if key not in done:
                         done.add(key)
                         self._done_before(row, to_parquet=False, to_jsonl=key not in in_jsonl)
         if in_jsonl:
             for row in durable.read_json_lines(jsonl_path, lines_end):
-                key = image_io.image_key(row["image"])
+                key = row_key(row["image"])
                 if key not in done:
                     done.add(key)
                     self._done_before(row, to_parquet=True, to_jsonl=False)
@@ -107,10 +145,11 @@ class ResultSink:
         """One image's result: counted, printed (its error on stderr) and written."""
         self.progress.update(1)
         self._count(result)
+        name = results_io.printable_name(result.image)
         if result.error is not None:
-            tqdm.write(f"error: {result.image}: {result.error}", file=sys.stderr)
+            tqdm.write(f"error: {name}: {result.error}", file=sys.stderr)
         elif not self.writers.to_stdout and not self.quiet:
-            tqdm.write(f"{result.image}: {len(result.faces)} face(s)")
+            tqdm.write(f"{name}: {len(result.faces)} face(s)")
             for face in result.faces:
                 tqdm.write("  " + results_io.describe_face(face))
         self.writers.write(result)

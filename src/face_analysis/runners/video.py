@@ -71,6 +71,7 @@ def open_source(source: str) -> cv2.VideoCapture:
         return capture
     if not Path(source).is_file():
         raise VideoError(f"{source}: no such video file")
+    _check_utf8(source)
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         raise VideoError(f"{source}: cannot open the video file (not a video, or a damaged one)")
@@ -226,7 +227,18 @@ def window_title(source: str) -> str:
     return f"Face Analysis - {source} (q or Esc quits)"
 
 
+def _check_utf8(path: str) -> None:
+    """OpenCV's video files crash on a name whose bytes are not UTF-8 (an old disk's): refuse it in one line."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        shown = path.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        raise VideoError(f"{shown}: a file name that is not UTF-8, which OpenCV's video files cannot take; "
+                         "rename it") from None
+
+
 def _open_writer(output: str, fps: float, shape) -> cv2.VideoWriter:
+    _check_utf8(str(output))
     path = Path(output)
     if not path.parent.is_dir():
         raise VideoError(f"{output}: folder {path.parent} does not exist")

@@ -24,6 +24,7 @@ class TrainConfig:
     balance_groups: bool = True  # photo sets: oversample race group x gender x age cells (utk.balance_groups)
     head_epochs: int = 1
     augmented_copies: int = 1  # facenet: augmented versions of each training image whose features are cached
+    small_faces: float = 0.0  # the share of augmented faces shrunk to a small face's crop (loop.make_augmenter)
     stats_dir: Path | None = None
     use_cache: bool = True
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets

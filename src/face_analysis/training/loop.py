@@ -17,9 +17,14 @@ from face_analysis import paths
 log = logging.getLogger(__name__)
 
 
-def make_augmenter(seed: int):
+SMALL_FACE_SIDES = (16, 48)  # the crop sides, in pixels, that a small face's crop has in a photo (box 14-41 px)
+
+
+def make_augmenter(seed: int, small_faces: float = 0.0):
     """A function augmenting a batch of uint8 RGB faces like real photos: flips, small rotations, scale and
-    shifts, lighting and contrast, blur from low resolution, and JPEG compression."""
+    shifts, lighting and contrast, blur from low resolution, and JPEG compression. `small_faces`: the share of
+    faces shrunk to a crop of SMALL_FACE_SIDES pixels, JPEG-compressed at that size and enlarged again, as `run`
+    crops a small face of a crowd."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -42,9 +47,21 @@ def make_augmenter(seed: int):
         compressed = tf.image.adjust_jpeg_quality(image, generator.uniform((), 30, 95, dtype=tf.int32))
         return tf.cast(tf.where(generator.uniform(()) < 0.5, compressed, image), tf.float32)
 
+    def shrink(image):
+        """The face as a small face of a photo: area-downscaled, JPEG at that size, enlarged bilinearly."""
+        size = tf.shape(image)[0]
+        low, high = (float(np.log(side)) for side in SMALL_FACE_SIDES)
+        side = tf.cast(tf.round(tf.exp(generator.uniform((), low, high))), tf.int32)
+        tiny = tf.cast(tf.clip_by_value(tf.image.resize(image, (side, side), antialias=True), 0, 255), tf.uint8)
+        tiny = tf.image.adjust_jpeg_quality(tiny, generator.uniform((), 40, 95, dtype=tf.int32))
+        return tf.image.resize(tf.cast(tiny, tf.float32), (size, size))
+
+    def degrade_or_shrink(image):
+        return tf.cond(generator.uniform(()) < small_faces, lambda: shrink(image), lambda: degrade(image))
+
     def augment(images):
         images = geometry_and_light(tf.cast(images, tf.float32), training=True)
-        return tf.map_fn(degrade, images)
+        return tf.map_fn(degrade_or_shrink if small_faces else degrade, images)
 
     return augment
 

@@ -100,7 +100,7 @@ def train_normal(config: TrainConfig, data: PreparedData, train_rows: np.ndarray
             model = build_model.build_normal_model()
             rate = distribution.learning_rate(1e-3, batch)
             build_model.compile_model(model, keras.optimizers.schedules.CosineDecay(rate, steps), soft_targets=soft)
-    augment = make_augmenter(config.seed)
+    augment = make_augmenter(config.seed, config.small_faces)
     images = data.images[train_rows]
     train_data = distribution.sharded_dataset(
         lambda shards, shard, size: dataset(images, train_targets, size, config.seed, augment, shards, shard), batch)
@@ -159,9 +159,10 @@ def train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarra
     def augmented_copy(c: int):
         """The maps of augmented copy c; its own seed, so a copy is the same whichever copies are cached."""
         seed = config.seed + 100 + c
-        augment = make_augmenter(seed)
+        augment = make_augmenter(seed, config.small_faces)
         return cached_array(
-            paths.CACHE_DIR / f"facenet-maps-aug-{key}-seed{seed}.npy", len(unique_train), map_shape,
+            paths.CACHE_DIR / f"facenet-maps-aug-{key}-seed{seed}{f'-small{config.small_faces}' if config.small_faces else ''}.npy",
+            len(unique_train), map_shape,
             lambda a, b: stem.predict_on_batch(scale(augment(data.images[unique_train[a:b]]))), 32,
             f"caching augmented features ({c + 1}/{config.augmented_copies})", config.use_cache)
 

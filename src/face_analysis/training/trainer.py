@@ -31,23 +31,34 @@ def _checkpoint_dir(base: Path, distribution: Distribution) -> Path:
 
 
 def quantization_images(images: np.ndarray, train_rows: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(calibration, agreement): two disjoint fixed random samples of the training part, for int8
-    quantization (models.compiled.int8_files)."""
-    picks = np.random.default_rng(seed).permutation(np.unique(train_rows))
-    calibration = picks[:lite_model.CALIBRATION_IMAGES]
-    agreement = picks[lite_model.CALIBRATION_IMAGES:lite_model.CALIBRATION_IMAGES + lite_model.AGREEMENT_IMAGES]
-    return images[np.sort(calibration)], images[np.sort(agreement if len(agreement) else calibration)]
+    """(calibration, agreement) images: two disjoint fixed random samples of the training part, for int8
+    quantization (models.compiled.int8_files); the same image for both only when there is one."""
+    calibration, agreement = lite_model.quantization_samples(train_rows, seed)
+    return images[calibration], images[agreement if len(agreement) else calibration]
 
 
-def quantize(model_dir: Path, data_paths, use_cache: bool = True) -> Path:
+def quantize(model_dir: Path, data_paths, use_cache: bool = True, force: bool = False) -> Path:
     """Add the int8 files to a saved model that lacks them (or replace them), quantized with images of the
-    model's own training part found among data_paths."""
-    model, info = model_store.load_model(model_dir)
+    model's own training part found among data_paths: refused with fewer than models.compiled.QUANTIZE_IMAGES
+    of them (calibration and agreement images apart) unless force, and with fewer than two even then."""
+    model_store.check_writable(model_dir)
+    info = model_store.read_model_info(model_dir)
     split_table = pd.read_csv(Path(model_dir) / "split.csv", dtype={"sha256": str})
     data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
     rows = select_rows(data.frame, split_table, "train")
     if len(rows) == 0 or not data.frame["sha256"].isin(split_table["sha256"]).any():
         raise utk_data.DataError(f"none of the images given is in the training part of {model_dir}")
+    found = len(np.unique(rows))
+    if found < lite_model.QUANTIZE_IMAGES and (not force or found < 2):
+        raise utk_data.DataError(
+            f"{model_dir}: {found} image(s) of its training part found in the data given; quantize needs "
+            f"{lite_model.QUANTIZE_IMAGES} ({lite_model.CALIBRATION_IMAGES} to quantize with and "
+            f"{lite_model.AGREEMENT_IMAGES} others to check int8 against float32 on)"
+            + ("" if found < 2 else ", or --force to quantize with these") + "; its int8 files are left as they are")
+    if found < lite_model.QUANTIZE_IMAGES:
+        log.warning("warning: --force: quantizing with %d training images instead of %d: the int8 answers may "
+                    "differ more from float32's", found, lite_model.QUANTIZE_IMAGES)
+    model, info = model_store.load_model(model_dir)
     with lite_model.float_export(model) as exported:
         int8 = lite_model.int8_files(exported, *quantization_images(data.images, rows))
         model_store.add_files(model_dir, int8)
@@ -120,7 +131,7 @@ def train(config: TrainConfig) -> Path | None:
             "training_images_after_rebalancing": int(len(train_rows)), "balance_groups": config.balance_groups, "epochs": config.epochs,
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             **({"distill_weight": config.distill_weight} if config.distill_from else {}),
-            "crop_widen": config.crop_widen,
+            "crop_widen": config.crop_widen, "small_faces": config.small_faces,
             **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
             **({"distribute": config.distribute, "replicas": distribution.replicas}
                if distribution.kind != "none" else {}),

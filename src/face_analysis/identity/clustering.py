@@ -1,0 +1,87 @@
+"""Faces into people: the faces' L2-normalised embeddings, a k-nearest-neighbour graph of the pairs closer than
+the threshold (scikit-learn, brute force in chunks: memory grows with faces x neighbours, never faces squared),
+its connected components (scipy), and inside each component exact average linkage (scipy.cluster.hierarchy) cut
+at the threshold: two groups of faces are one person when their faces are on average closer than it. A
+component larger than EXACT_LIMIT faces (its distance matrix would need EXACT_LIMIT^2 / 2 doubles) is split by
+scikit-learn's AgglomerativeClustering along the graph's edges instead. People are numbered 1, 2, ... in the
+order their first face comes ("components": the components themselves, single linkage, for comparison)."""
+from __future__ import annotations
+
+import numpy as np
+
+# chosen on the validation identities of benchmarks/people.py (docs/run.md, "Counting people"):
+THRESHOLD = 1.15  # euclidean distance between unit embeddings (squared: 2 - 2 cos)
+NEIGHBOURS = 30  # edges per face in the graph the linkage may merge along
+METHOD = "average"  # or "components": the thresholded graph's connected components (single linkage)
+EXACT_LIMIT = 12_000  # faces in one component that exact average linkage takes (about 580 MB of distances)
+
+
+def knn_graph(embeddings: np.ndarray, threshold: float, neighbours: int):
+    """The symmetric sparse graph of each face's `neighbours` nearest faces closer than `threshold` (None: all of
+    them) (CSR, distances as weights; an edge of length 0 is kept as a tiny positive weight)."""
+    from scipy import sparse
+    from sklearn.neighbors import NearestNeighbors
+
+    count = len(embeddings)
+    k = min(neighbours + 1, count)
+    distances, indices = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(embeddings).kneighbors(embeddings)
+    rows = np.repeat(np.arange(count), k)
+    keep = indices.ravel() != rows
+    if threshold is not None:
+        keep &= distances.ravel() < threshold
+    weights = np.maximum(distances.ravel()[keep], 1e-6)
+    graph = sparse.csr_matrix((weights, (rows[keep], indices.ravel()[keep])), shape=(count, count))
+    return graph.maximum(graph.T)
+
+
+def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int = NEIGHBOURS,
+                       method: str = METHOD) -> np.ndarray:
+    """A person number (1, 2, ...) for each row of `embeddings` (N, D): rows closer than `threshold` on average
+    (method "average") or linked by a chain of such rows ("components") are one person."""
+    from scipy.sparse.csgraph import connected_components
+
+    embeddings = np.asarray(embeddings, np.float32)
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings: a (faces, dimensions) array, not of shape {embeddings.shape}")
+    if len(embeddings) == 0:
+        return np.zeros(0, np.int64)
+    embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    graph = knn_graph(embeddings, threshold, neighbours)
+    _, component = connected_components(graph, directed=False)
+    labels = component.astype(np.int64)
+    if method == "average":
+        labels = _average_linkage(embeddings, graph, component, threshold)
+    elif method != "components":
+        raise ValueError(f"method: 'average' or 'components', not {method!r}")
+    return first_seen_numbers(labels)
+
+
+def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float) -> np.ndarray:
+    """Average linkage cut at the threshold inside each connected component: exact (scipy) up to EXACT_LIMIT
+    faces, else merging only along the graph's edges (scikit-learn)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.cluster import AgglomerativeClustering
+
+    labels, next_label = component.copy(), int(component.max()) + 1
+    order = np.argsort(component, kind="stable")
+    bounds = np.flatnonzero(np.diff(component[order])) + 1
+    for members in np.split(order, bounds):
+        if len(members) < 3:
+            continue  # one face, or two closer than the threshold: one person
+        if len(members) <= EXACT_LIMIT:
+            part = fcluster(linkage(embeddings[members].astype(np.float64), "average"), threshold, "distance") - 1
+        else:
+            part = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
+                                           connectivity=graph[members][:, members]).fit(embeddings[members]).labels_
+        labels[members] = next_label + part
+        next_label += int(part.max()) + 1
+    return labels
+
+
+def first_seen_numbers(labels) -> np.ndarray:
+    """Labels renumbered 1, 2, ... in the order each first appears."""
+    labels = np.asarray(labels)
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(1, len(first) + 1)
+    return rank[inverse.reshape(-1)]

