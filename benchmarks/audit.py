@@ -6,7 +6,7 @@ skewed collections (80 % of each race group, 90 % women, 90 % men, children only
 the table's own mix), several seeds each; every method is fitted on a separate calibration table. Reported per
 method: the total absolute error of the five race shares, the error of the share of women and the total of
 the nine age groups' (points), and how often the 95 % intervals hold the true share, and their mean width.
-The corrections are report's (reporting.report.corrected_shares: stratified unless --unstratified).
+The corrections are report's (reporting.correction.corrected_shares: stratified unless --unstratified).
 
 Table format (reporting.calibration.labelled_arrays; a CSV): columns "race", "gender" (class names or
 indices), "age_group" (group name, "more than 70" too) or "age_lo"/"age" (years), and the probabilities as
@@ -30,10 +30,10 @@ import pandas as pd
 from face_analysis.reporting import quantify
 from face_analysis.reporting.attributes import ATTRIBUTES
 from face_analysis.reporting.calibration import Calibration, labelled_arrays, load_calibration
-from face_analysis.reporting.report import corrected_shares, method_of
+from face_analysis.reporting.correction import corrected_shares, method_of
 from face_analysis.reporting.synthetic import simulate
 
-DEFAULT = "default"  # --methods: each attribute's own default method (report.method_of), as `report` runs
+DEFAULT = "default"  # --methods: each attribute's own default method (correction.method_of), as `report` runs
 
 
 def collections(labels: dict[str, np.ndarray], hard: bool = False) -> dict[str, tuple[np.ndarray, int | None]]:
@@ -98,7 +98,7 @@ def run(probs, labels, calibration: Calibration, methods, size, seeds, bootstrap
                     started = time.perf_counter()
                     found = corrected_shares(method_of(attribute, None if method == DEFAULT else method),
                                              calibration, faces, attribute, bootstrap, seed, stratified=stratified)
-                    low, high = quantify.interval(found.point, found.replicates, allowance=found.allowance)
+                    low, high = quantify.interval(found.point, found.replicates, allowance=found.allowance, span=found.span)
                     raw_low, raw_high = quantify.interval(found.point, found.replicates)
                     for i, cls in enumerate(ATTRIBUTES[attribute]):
                         rows.append({"collection": name, "seed": seed, "attribute": attribute, "method": method,
@@ -181,6 +181,9 @@ def main(argv=None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--table", help="the labelled prediction table to resample (CSV)")
     source.add_argument("--synthetic", action="store_true", help="simulated faces (reporting.synthetic)")
+    source.add_argument("--halves", type=int, metavar="SEED", help="the calibration set itself, split at random "
+                        "(this seed) in two halves, each the calibration of the other: how report's choices were "
+                        "made, on validation photos only")
     parser.add_argument("--calibration", help="with --table: a model folder (its calibration.npz), a calibration "
                         ".npz file, or a labelled prediction table of other faces (CSV)")
     parser.add_argument("--calibration_faces", type=int, default=2000, help="--synthetic: calibration size")
@@ -203,27 +206,33 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.synthetic:
         table, calibration = simulate(20_000, seed=1), simulate(args.calibration_faces, seed=2)
-    else:
-        if not args.calibration:
-            parser.error("--table needs --calibration (a table of other faces: the validation parts)")
-        table = pd.read_csv(args.table)
-    probs, labels = labelled_arrays(table)
+    elif not args.calibration:
+        parser.error("--table and --halves need --calibration (for --table, a table of other faces)")
     if args.synthetic or args.calibration.lower().endswith(".csv"):
         calibration = calibration if args.synthetic else pd.read_csv(args.calibration)
         cal_probs, cal_labels = labelled_arrays(calibration)
     else:  # the calibration a model ships with
         calibration = load_calibration(args.calibration)
         cal_probs, cal_labels = calibration.probs, calibration.labels
-    attributes = [a for a in args.attributes if a in probs and a in cal_probs]
-    if "race" not in labels or "gender" not in labels or "age_group" not in labels:
+    if args.halves is None:
+        pairs = [(labelled_arrays(table if args.synthetic else pd.read_csv(args.table)), (cal_probs, cal_labels))]
+    else:
+        order = np.random.default_rng(args.halves).permutation(len(calibration))
+        halves = [({a: p[rows] for a, p in cal_probs.items()}, {a: y[rows] for a, y in cal_labels.items()})
+                  for rows in (order[:len(order) // 2], order[len(order) // 2:])]
+        pairs = [(halves[0], halves[1]), (halves[1], halves[0])]
+    if any(a not in pairs[0][0][1] for a in ("race", "gender", "age_group")):
         parser.error("the table needs race, gender and age labels with their probabilities")
-    frame = run(probs, labels, Calibration(None, cal_probs, cal_labels), args.methods, args.size, args.seeds,
-                args.bootstrap, attributes, not args.unstratified, args.hard)
+    frame = pd.concat([run(probs, labels, Calibration(None, *cal), args.methods, args.size, args.seeds, args.bootstrap,
+                           [a for a in args.attributes if a in probs and a in cal[0]], not args.unstratified, args.hard)
+                       .assign(seed=lambda f, i=i: f["seed"] + 1000 * i)  # the second half's draws apart
+                       for i, ((probs, labels), cal) in enumerate(pairs)], ignore_index=True)
+    labels, cal_size = pairs[0][0][1], len(calibration) // len(pairs)
     if args.out:
         frame.to_csv(args.out, index=False)
     pd.set_option("display.width", 200)
     print(f"{len(collections(labels, args.hard))} collections of {args.size} faces, {args.seeds} seeds, calibration "
-          f"{len(calibration)} faces, {args.bootstrap} bootstrap replicates; errors in points\n")
+          f"{cal_size} faces{'' if args.halves is None else ' (halves)'}, {args.bootstrap} bootstrap replicates; errors in points\n")
     print(summary(frame).round(2).to_string(index=False))
     best = DEFAULT if DEFAULT in args.methods else args.methods[-1]
     if "cc" in args.methods:
@@ -233,7 +242,7 @@ def main(argv=None) -> int:
     print(coverage_table(frame, best).to_string(index=False))
     print(f"\nwidening that makes {best}'s intervals hold 95 % of the classes (quantify.ALLOWANCES): " +
           ", ".join(f"{a} {v:.4f}" for a, v in allowances(
-              frame, best, narrowing=np.sqrt(len(calibration) / args.calibration_for) if args.calibration_for else 1.0).items()))
+              frame, best, narrowing=np.sqrt(cal_size / args.calibration_for) if args.calibration_for else 1.0).items()))
     return 0
 
 

@@ -45,6 +45,16 @@ def astronaut_jpg(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def camera_jpg(tmp_path_factory) -> Path:
+    """skimage's cameraman photo (public domain, one face, not the astronaut's) as a JPEG file."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("camera") / "camera.jpg"
+    cv2.imwrite(str(path), data.camera())
+    return path
+
+
 def photo_folder(folder: Path, photo: Path, copies: int, *extra: Path) -> Path:
     """A folder of copies of a face photo (p00.jpg...), the extra photos, a broken JPEG and an empty file."""
     folder.mkdir()

@@ -74,3 +74,44 @@ def test_the_widening_never_leaves_0_to_1():
     low, high = quantify.interval(point, replicates, allowance=0.01)
     assert np.all(low >= 0) and np.all(high <= 1) and np.all(high - low > 0)
     assert low[0] == 0 and high[-1] == 1 and np.isclose(high[2] - low[2], 0.02)
+
+
+def test_the_default_intervals_span_the_other_corrections(calibration):
+    """Gender's interval spans the correction by life stage, the age groups' the EM correction
+    (attributes.SPANNED_BY): where the corrections disagree (children only), each lies inside it."""
+    from face_analysis.reporting.attributes import SPANNED_BY
+    from face_analysis.reporting.calibration import labelled_arrays
+    from face_analysis.reporting.correction import corrected_shares
+
+    children = synthetic.simulate(500, seed=36, shares={"age_group": np.array([1, 1, 0, 0, 0, 0, 0, 0, 0.0])})
+    probs, _ = labelled_arrays(children)
+    for attribute, others in SPANNED_BY.items():
+        found = corrected_shares(quantify.DEFAULT_METHODS[attribute], calibration, probs, attribute, bootstrap=30)
+        low, high = quantify.interval(found.point, found.replicates, allowance=found.allowance, span=found.span)
+        own_low, own_high = quantify.interval(found.point, found.replicates, allowance=found.allowance)
+        assert np.all(low <= own_low) and np.all(high >= own_high)
+        for method, _ in others:
+            other = corrected_shares(method, calibration, probs, attribute, bootstrap=0).point
+            assert np.all(low <= other + 0.02) and np.all(other - 0.02 <= high), (attribute, method)
+    assert corrected_shares("pacc", calibration, probs, "age_group", bootstrap=30).span is None  # not the default
+
+
+def test_the_audit_splits_a_calibration_in_halves(tmp_path, capsys):
+    """benchmarks/audit.py --halves: each half of the calibration set audits the other (how report's defaults
+    were chosen, on validation photos only)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("audit", Path(__file__).parents[1] / "benchmarks" / "audit.py")
+    audit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audit)
+    table = tmp_path / "cal.csv"
+    synthetic.simulate(1200, seed=37).to_csv(table, index=False)
+    assert audit.main(["--calibration", str(table), "--halves", "0", "--hard", "--seeds", "1", "--bootstrap", "10",
+                       "--methods", "cc", "default", "--attributes", "race", "gender",
+                       "--out", str(tmp_path / "out.csv")]) == 0
+    assert "calibration 600 faces (halves)" in capsys.readouterr().out
+    import pandas as pd
+
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert set(out["seed"]) == {0, 1000}  # both directions, kept apart

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, default_sigint, photo_folder, run_cli
@@ -64,6 +65,21 @@ def test_ray_gives_the_same_json_as_the_local_engine(cluster, photos, tmp_path):
     assert len(expected) == 52 and sum(bool(r["error"]) for r in expected) == 3
     assert json.loads(remote.read_text()) == expected  # same objects, same order
     assert err.count("error: ") == 3 and "Traceback" not in err
+
+
+def test_people_with_ray_are_numbered_as_by_the_local_engine(cluster, astronaut_jpg, camera_jpg, tmp_path):
+    """`run --people`: the actors return each face's embedding with its result; the driver clusters them all."""
+    folder = photo_folder(tmp_path / "few", astronaut_jpg, 3, camera_jpg)
+    local, remote, saved = tmp_path / "local.json", tmp_path / "ray.json", tmp_path / "faces.npz"
+    assert run_cli("run", "--img", folder, "--people", "--model_type", "normal", "--json", local, "--quiet") == 1
+    process = ray_run(cluster, "--img", folder, "--people", "--json", remote, "--embeddings", saved)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err  # the broken and the empty file
+    expected = json.loads(local.read_text())
+    assert sorted({f["person"] for r in expected for f in r["faces"]}) == [1, 2]
+    assert json.loads(remote.read_text()) == expected
+    with np.load(saved) as embeddings:
+        assert embeddings["embedding"].shape == (4, 512) and sorted(set(embeddings["person"])) == [1, 2]
 
 
 def test_an_actor_killed_during_the_job_loses_no_image(cluster, photos, tmp_path):

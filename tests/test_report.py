@@ -16,7 +16,7 @@ from face_analysis.reporting import (DEFAULT_METHODS, ReportError, age_group_pro
 from face_analysis.reporting import command, quantify, synthetic
 from face_analysis.reporting.attributes import ATTRIBUTES, CSV_PROBABILITY_COLUMNS, csv_column
 from face_analysis.reporting.calibration import labelled_arrays
-from face_analysis.reporting.report import corrected_shares
+from face_analysis.reporting.correction import corrected_shares
 from face_analysis.reporting.html import report_html
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -150,6 +150,33 @@ def test_normal_model_distilled_from_a_facenet_teacher(trained, tiny_utk, tmp_pa
     assert info["distilled_from"] == str(model_dir) and info["distill_weight"] == 0.8
 
 
+def test_whole_network_fine_tuning_from_a_saved_model_changes_the_frozen_stages(trained, tiny_utk, tmp_path):
+    """--init_from with --whole_epochs: the saved model's weights, then every FaceNet stage learns (the first
+    convolution too, frozen in the phases on cached maps); the result keeps the architecture, crop and records
+    how it was made."""
+    model_type, model_dir, _ = trained
+    if model_type != "facenet":
+        pytest.skip("whole-network fine-tuning is facenet's")
+    tuned = tmp_path / "whole"
+    assert run_cli("train", "--data_path", tiny_utk, "--init_from", model_dir, "--whole_epochs", 1,
+                   "--batch_size", 16, "--model_path", tuned, "--stats_dir", tmp_path / "stats") == 0
+    before, _ = model_store.load_model(model_dir, "facenet")
+    after, info = model_store.load_model(tuned, "facenet")
+    assert info["init_from"] == str(model_dir) and info["whole_epochs"] == 1.0
+    assert info["fine_tune_from"] == "mixed_7a" and pd.read_csv(tuned / "history.csv")["phase"].tolist() == ["whole"]
+    stem_before, stem_after = (m.get_layer("facenet_stem") for m in (before, after))
+    conv = next(layer.name for layer in stem_before.layers if layer.weights)
+    assert not np.array_equal(stem_before.get_layer(conv).get_weights()[0], stem_after.get_layer(conv).get_weights()[0])
+
+
+def test_init_from_is_refused_without_whole_epochs_and_for_the_normal_model(trained, tmp_path, capsys):
+    _, model_dir, _ = trained
+    assert run_cli("train", "--init_from", model_dir, "--model_path", tmp_path / "m") == 2
+    assert "--init_from needs --whole_epochs" in capsys.readouterr().err
+    assert run_cli("train", "--model_type", "normal", "--whole_epochs", 1, "--model_path", tmp_path / "m") == 2
+    assert "are for --model_type facenet" in capsys.readouterr().err
+
+
 def test_age_loss_rewards_mass_inside_an_age_group_and_near_an_exact_age():
     from face_analysis.models import architectures as build_model
 

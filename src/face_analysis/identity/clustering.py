@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# chosen on the validation identities of benchmarks/people.py (docs/run.md, "Counting people"):
+# chosen on the validation identities of benchmarks/people.py (docs/people.md):
 THRESHOLD = 1.15  # euclidean distance between unit embeddings (squared: 2 - 2 cos)
 NEIGHBOURS = 30  # edges per face in the graph the linkage may merge along
 METHOD = "average"  # or "components": the thresholded graph's connected components (single linkage)

@@ -21,9 +21,10 @@ def face_label(face: FacePrediction, short: bool = False) -> str:
 
 
 def describe_face(face: FacePrediction) -> str:
-    """A readable line: box, age with its spread, gender and race with their probabilities."""
+    """A readable line: box (and person, with `run --people`), age with its spread, gender and race with their
+    probabilities."""
     x, y, w, h = face.box
-    where = f"face at ({x},{y}) {w}x{h}"
+    where = f"face at ({x},{y}) {w}x{h}" + ("" if face.person is None else f", person {face.person}")
     if face.too_small:
         return f"{where}: too small to analyse ({face.face_size} px)"
     return (f"{where}: age {face.age:.0f} (±{face.age_std:.0f}), "

@@ -12,10 +12,10 @@ from typing import Iterable
 
 from face_analysis.errors import UsageError
 
-# what a results file of this tool starts with (a JSON list or object, a CSV with this tool's header), and
-# `report`'s outputs (its JSON, its HTML page)
+# what a results file of this tool starts with (a JSON list or object, a CSV with this tool's header), `report`'s
+# outputs (its JSON, its HTML page) and `run --embeddings`' (a NumPy .npz, which is a zip file)
 _SIGNATURES = {"json": (b"[", b"{"), "csv": (b"image,",), "jsonl": (b"{",), "report": (b'{\n  "faces"',),
-               "report page": (b"<!doctype html",)}
+               "report page": (b"<!doctype html",), "embeddings": (b"PK\x03\x04",)}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -111,9 +111,13 @@ def check_output_file(option: str, path: str | Path | None, inputs: InputSet, ki
                          "remove it or choose another name")
 
 
-def check_result_outputs(inputs: InputSet, json_path, csv_path, output, output_kind: str, jsonl_path=None) -> None:
-    """The checks every run makes: --json, --csv, --jsonl and an --output file each against the inputs, and apart."""
-    check_distinct({"--json": json_path, "--csv": csv_path, "--jsonl": jsonl_path, "--output": output})
+def check_result_outputs(inputs: InputSet, json_path, csv_path, output, output_kind: str, jsonl_path=None,
+                         embeddings_path=None) -> None:
+    """The checks every run makes: --json, --csv, --jsonl, --embeddings and an --output file each against the
+    inputs, and apart."""
+    check_distinct({"--json": json_path, "--csv": csv_path, "--jsonl": jsonl_path, "--output": output,
+                    "--embeddings": embeddings_path})
+    check_output_file("--embeddings", embeddings_path, inputs, "embeddings")
     check_output_file("--jsonl", jsonl_path, inputs, "jsonl")
     check_output_file("--json", json_path, inputs, "json")
     check_output_file("--csv", csv_path, inputs, "csv")

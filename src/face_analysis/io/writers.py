@@ -25,7 +25,7 @@ from face_analysis.results import FacePrediction, ImageResult
 PROBABILITY_COLUMNS = ([f"race_probabilities.{name}" for name in RACES] +
                        [f"gender_probabilities.{name}" for name in GENDERS] +
                        [f"age_group_probabilities.{name}" for name in AGE_BUCKETS])
-CSV_COLUMNS = ["image", "frame", "track_id", "x", "y", "w", "h", "age", "age_std", "gender",
+CSV_COLUMNS = ["image", "frame", "track_id", "person", "x", "y", "w", "h", "age", "age_std", "gender",
                "gender_probability", "race", "race_probability", "detection_score", "face_size", "too_small",
                "model", *PROBABILITY_COLUMNS]
 
@@ -108,7 +108,7 @@ class CsvWriter:
     def write(self, result: ImageResult, frame: int | None = None) -> None:
         for face in result.faces:
             race_probability = face.race_probabilities[face.race] if face.race else None
-            row = [result.image, frame, face.track_id, *face.box, face.age, face.age_std, face.gender,
+            row = [result.image, frame, face.track_id, face.person, *face.box, face.age, face.age_std, face.gender,
                    face.gender_probability, face.race, race_probability, face.detection_score, face.face_size,
                    int(face.too_small), result.model, *probability_values(face)]
             self.writer.writerow(["" if value is None else value for value in row])
@@ -135,7 +135,8 @@ BASE_KEY = b"face_analysis.base"  # a result file's metadata: the folder its rel
 
 
 def parquet_schema():
-    """One row per image, the fields of `run --json`'s objects; faces a nested list."""
+    """One row per image, the fields of `run --json`'s objects; faces a nested list (`person` null without
+    --people)."""
     import pyarrow as pa
 
     face = pa.struct([
@@ -143,7 +144,8 @@ def parquet_schema():
         ("gender_probability", pa.float64()), ("race", pa.string()),
         ("race_probabilities", pa.struct([(race, pa.float64()) for race in RACES])),
         ("detection_score", pa.float64()), ("face_size", pa.int64()), ("too_small", pa.bool_()),
-        ("age_group_probabilities", pa.struct([(group, pa.float64()) for group in AGE_BUCKETS]))])
+        ("age_group_probabilities", pa.struct([(group, pa.float64()) for group in AGE_BUCKETS])),
+        ("person", pa.int64())])
     return pa.schema([("image", pa.string()), ("model", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
                       ("faces", pa.list_(face)), ("error", pa.string())])
 
@@ -154,12 +156,12 @@ def parquet_files(folder: str | Path) -> list[Path]:
 
 
 def parquet_result_files(folder: str | Path) -> Iterator[list[dict]]:
-    """The rows of a --parquet folder as `run --json`'s objects, one result file at a time (what --resume
-    reads: a folder of millions of rows never sits in memory at once)."""
+    """The rows of a --parquet folder as `run --json`'s objects (a face's null `person` left out, as there), one
+    result file at a time (a folder of millions of rows never sits in memory at once)."""
     import pyarrow.parquet as pq
 
     for path in parquet_files(folder):
-        yield pq.read_table(path, schema=parquet_schema()).to_pylist()
+        yield [ImageResult.from_json(row).to_json() for row in pq.read_table(path, schema=parquet_schema()).to_pylist()]
 
 
 def read_parquet_results(folder: str | Path) -> list[dict]:

@@ -31,7 +31,8 @@ def build_heads(feature_size: int, hidden: int = 256, dropout: float = 0.3) -> k
         x = layers.Dropout(dropout, name=f"{name}_dropout_in")(features)
         x = layers.Dense(hidden, activation="relu", name=f"{name}_hidden")(x)
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-        outputs[name] = layers.Dense(classes, activation="softmax", name=name)(x)
+        # float32 outputs under a mixed precision policy too: the losses need their small probabilities
+        outputs[name] = layers.Dense(classes, activation="softmax", name=name, dtype="float32")(x)
     return keras.Model(features, outputs, name=HEADS_NAME)
 
 

@@ -55,15 +55,16 @@ def is_saved_model(directory: Path) -> bool:
         return False
 
 
-def _stored_layers(model):
-    """Every layer whose weights are saved: all of them except the frozen FaceNet stem."""
+def _stored_layers(model, stem: bool = False):
+    """Every layer whose weights are saved: all of them except the FaceNet stem, unless it learned too (stem:
+    a model whose whole network was fine-tuned, info["whole_epochs"])."""
     from face_analysis.models import architectures as build_model
 
     for layer in model.layers:
-        if layer.name == build_model.STEM_NAME:
+        if layer.name == build_model.STEM_NAME and not stem:
             continue
         if hasattr(layer, "layers"):
-            yield from _stored_layers(layer)
+            yield from _stored_layers(layer, stem)
         elif layer.weights:
             yield layer
 
@@ -89,7 +90,8 @@ def save_model(model, directory: Path, info: dict, files: dict[str, bytes] | Non
     try:
         tmp.mkdir()
         arrays = {f"{layer.name}/{i}": np.asarray(w, dtype=np.float16)
-                  for layer in _stored_layers(model) for i, w in enumerate(layer.get_weights())}
+                  for layer in _stored_layers(model, bool(info.get("whole_epochs")))
+                  for i, w in enumerate(layer.get_weights())}
         np.savez_compressed(tmp / "weights.npz", **arrays)
         meta = {"format_version": FORMAT_VERSION, "genders": list(GENDERS), "races": list(RACES),
                 "max_age": MAX_AGE, **info}
@@ -243,7 +245,7 @@ def load_model(directory: Path, model_type: str | None = None):
     directory = Path(directory)
     info = read_model_info(directory, model_type)
     model = build_model.build_model(info["model_type"], info.get("fine_tune_from", LEGACY_FACENET_STAGE))
-    layers = list(_stored_layers(model))
+    layers = list(_stored_layers(model, bool(info.get("whole_epochs"))))
     weights = _read_weights(directory / "weights.npz", layers, info["model_type"])
     for layer in layers:
         values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]

@@ -13,6 +13,8 @@ Modules:
                  resamples the collection and the calibration set together; the default methods and why
     calibration  the held-out predictions a model ships with (calibration.npz): build, save, load
     report       `report(paths, calibration, by=...) -> Report` and the Report dataclasses, text and JSON
+    people       `report --count people`: each person of `run --people`'s results once, with the mean of
+                 their faces' probabilities
     html         the self-contained HTML page (matplotlib bar charts embedded as PNG)
     command      `add_parser(subparsers)` and `run_report(args)`: the `report` command (its outputs checked
                  against the inputs, io.guard, before any work)

@@ -22,6 +22,12 @@ LIFE_STAGE_OF_GROUP = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])  # the life stage of
 # the model's race errors differ between children, adults and elders, its gender errors between race groups;
 # chosen on the validation part of FairFace (benchmarks/audit.py --unstratified compares)
 STRATA: dict[str, tuple[str, ...]] = {"race": ("life_stage",), "gender": ("race",)}
+# the other corrections (method, strata) whose intervals an attribute's default interval also spans: where they
+# disagree, the calibration set does not settle which errors a collection's faces have (gender: the errors by
+# life stage, which children's faces have, against those by race; age groups: counted against corrected, which
+# differ on a collection of one life stage); chosen on FairFace's validation halves (docs/report.md)
+SPANNED_BY: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {"gender": (("acc", ("life_stage",)),),
+                                                                  "age_group": (("emq_bcts", ()),)}
 
 
 class ReportError(FaceAnalysisError):

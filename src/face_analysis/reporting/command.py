@@ -12,11 +12,13 @@ from pathlib import Path
 from face_analysis.errors import UsageError
 from face_analysis.io import guard
 from face_analysis.reporting.attributes import ATTRIBUTES
+from face_analysis.reporting.people import COUNTS
 from face_analysis.reporting.quantify import DEFAULT_METHODS, METHODS
 from face_analysis.reporting.report import MAX_BOOTSTRAP, MIN_BOOTSTRAP
 
-DESCRIPTION = ("The share of each race, gender and age group among the faces of run's results (JSON, JSONL, CSV, "
-               "Parquet folders), counted and corrected for the model's errors with a 95 % interval.")
+DESCRIPTION = ("The share of each race, gender and age group among the faces (or, --count people, the people) of "
+               "run's results (JSON, JSONL, CSV, Parquet folders), counted and corrected for the model's errors with "
+               "a 95 % interval.")
 
 
 def _fraction(text: str) -> float:
@@ -51,6 +53,9 @@ def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
                         help="results of run: --json, --jsonl or --csv files, --parquet folders")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': standard output)")
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page with bar charts")
+    parser.add_argument("--count", choices=COUNTS, default="faces",
+                        help="faces: every face (default); people: each person of `run --people`'s results once, "
+                             "with the mean of their faces' probabilities (docs/people.md)")
     parser.add_argument("--by", choices=tuple(ATTRIBUTES),
                         help="also give the other attributes' shares within each class of this one")
     parser.add_argument("--model_path", metavar="DIR",
@@ -149,7 +154,7 @@ def run_report(args, default_model_dir=None, check_model=None) -> int:
         check_model(Path(model_path))
     calibration = load_calibration(model_path)
     result = report(args.results, calibration, by=args.by, method=args.method, confidence=args.confidence,
-                    bootstrap=args.bootstrap, seed=args.seed)
+                    bootstrap=args.bootstrap, seed=args.seed, count=args.count)
     if args.model_path is None and named is None:
         result.notes.append("the results do not name the model that made them: the facenet model's calibration "
                             "corrects them (give --model_path DIR if another model made them)")

@@ -13,9 +13,9 @@ th:first-child,td:first-child{text-align:left}tr:nth-child(even){background:#f3f
 .note{color:#555;font-size:.9rem}"""
 
 
-def bar_chart_png(title: str, shares: dict, confidence: float = 0.95) -> bytes:
+def bar_chart_png(title: str, shares: dict, confidence: float = 0.95, unit: str = "faces") -> bytes:
     """Grouped bars (counted, corrected) per class, the corrected share's interval (if any) as error bars; PNG
-    bytes."""
+    bytes (unit: what the shares are of, "faces" or "people")."""
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -34,7 +34,7 @@ def bar_chart_png(title: str, shares: dict, confidence: float = 0.95) -> bytes:
              color=CORRECTED_COLOUR, label=(f"corrected, {confidence:.0%} interval".replace("%", " %") if interval
                                             else "corrected"))
     axes.set_xticks(x, names)
-    axes.set_ylabel("share of faces (%)")
+    axes.set_ylabel(f"share of {unit} (%)")
     axes.set_title(title)
     top = max(5.0, float(np.max(estimate + errors[1])), max(s.counted * 100 for s in shares.values()))
     axes.set_ylim(0, top * 1.12)
@@ -46,8 +46,8 @@ def bar_chart_png(title: str, shares: dict, confidence: float = 0.95) -> bytes:
     return buffer.getvalue()
 
 
-def _section(title: str, shares: dict, confidence: float) -> list[str]:
-    image = base64.b64encode(bar_chart_png(title, shares, confidence)).decode()
+def _section(title: str, shares: dict, confidence: float, unit: str) -> list[str]:
+    image = base64.b64encode(bar_chart_png(title, shares, confidence, unit)).decode()
     level = f"{confidence:.0%}".replace("%", " %")
     rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{100 * s.counted:.1f} %</td><td>{100 * s.estimate:.1f} %"
                    f"</td><td>{s.interval_text('–').strip()}</td></tr>" for name, s in shares.items())
@@ -57,27 +57,29 @@ def _section(title: str, shares: dict, confidence: float) -> list[str]:
 
 def report_html(report) -> str:
     """The page of a reporting.report.Report."""
-    skipped = report.skipped
+    skipped, unit = report.skipped, "faces" if report.people is None else "people"
     parts = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
              "<title>Face Analysis: collection report</title>", f"<style>{STYLE}</style></head><body>",
-             "<h1>Collection report</h1>",
+             f"<h1>Collection report: {unit} counted</h1>",
+             "" if report.people is None else f"<p>Each of <b>{report.people} people</b> (<code>run --people</code>) "
+             "counted once, with the mean of their faces' probabilities; the shares below are of people.</p>",
              f"<p>{report.faces} faces analysed; {skipped['too_small']} too small (left out), "
              f"{skipped['no_face']} images without a face, {skipped['failed']} failed. Model "
              f"{html.escape(str(report.model or 'not named'))}; correction <b>{html.escape(report.method)}</b> "
              f"fitted on a calibration set of {report.calibration_faces} held-out faces.</p>",
-             "<p class=note>Counted: the share of faces whose most probable class it is (what counting the labels "
+             f"<p class=note>Counted: the share of {unit} whose most probable class it is (what counting the labels "
              "of <code>run</code> gives). Corrected: the share estimated from the model's probabilities, corrected "
              "for its errors as measured on the calibration set. The interval is a bootstrap over both the "
              "collection and the calibration set; it does not cover errors in the calibration set's labels, faces "
              "the detector missed, or faces unlike the calibration set's beyond their shares.</p>"]
     for attribute, shares in report.attributes.items():
-        parts += _section(attribute, shares, report.confidence)
+        parts += _section(attribute, shares, report.confidence, unit)
     if report.by:
         for group, group_report in report.groups.items():
             parts.append(f"<h2>{html.escape(report.by)}: {html.escape(group)} "
                          f"(corrected share {100 * group_report.share.estimate:.1f} %)</h2>")
             for attribute, shares in group_report.attributes.items():
-                parts += _section(f"{attribute} among {report.by} {group}", shares, report.confidence)
+                parts += _section(f"{attribute} among {report.by} {group}", shares, report.confidence, unit)
     parts += [f"<p class=note>{html.escape(note)}</p>" for note in report.notes]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -14,21 +14,18 @@ Methods (the literature's names; Forman 2008, Bella et al. 2010, Saerens et al. 
               per class, fitted on the calibration set (maximum likelihood, Newton's method), make the
               probabilities calibrated for the calibration set's mix, whose mean is then EM's prior
 
-Defaults (DEFAULT_METHODS): emq_bcts for race, acc for gender, and the age groups counted (cc). Chosen on
-FairFace's validation part split in halves (each half the calibration of the other), on issue 37's collections
-(one race only, one gender only, children 0-9, elders 60+, a class absent, 100 to 1,000 faces at random) and
-issue 24's skewed ones (benchmarks/audit.py; docs/report.md has the figures): emq_bcts has the smallest race
-error on both (mean 4.8, worst collection 8.8 points, against pacc's 7.0 and 15.5); acc the smallest worst
-gender error; and no correction beat counting on the nine age groups (mean 38 to 40 points against 24: the
-inversion of a confusion of nine neighbouring groups amplifies any difference between a collection's faces and
-the calibration set's), so they are reported as counted, with intervals widened by what counting misses
-(ALLOWANCES). Issue 24's choice (pacc for race and age groups) was made on its skewed collections alone.
+Defaults (DEFAULT_METHODS): emq_bcts for race, acc for gender, the age groups counted (cc). Chosen on FairFace's
+validation part split in halves (each half the calibration of the other), on issue 37's collections and issue
+24's skewed ones (benchmarks/audit.py --halves; docs/report.md): emq_bcts has the smallest race error (mean 4.8,
+worst collection 8.8 points, pacc 7.0 and 15.5), acc the smallest worst gender error, and no correction beat
+counting on the nine age groups (mean 38 to 40 points against 24: inverting a confusion of nine neighbouring
+groups amplifies any difference between a collection's faces and the calibration set's); their intervals also
+span the corrected ones (reporting.correction), which are right where counting is not: one life stage only.
 
 Interval: a percentile bootstrap resampling the calibration set and the collection together, refitting the
 method each time (collections beyond `max_faces` resampled from a uniform sample of that many, which can only
-widen it), then widened by ALLOWANCES for what no resampling sees: a collection whose faces differ from the
-calibration set's beyond the shares (the assumption of every method here). Not in it: errors in the calibration
-set's labels and faces the detector misses.
+widen it), then widened by ALLOWANCES for what no resampling sees: faces that differ from the calibration set's
+beyond the shares (every method's assumption). Not in it: calibration labels' errors, faces the detector misses.
 
 Shares within groups of another attribute (`--by`), and report's strata (race by life stage, gender by race):
 the method runs on the joint classes, each face's joint probabilities the product of the heads', the share of
@@ -266,6 +263,7 @@ class Estimate:
     replicates: np.ndarray  # (bootstrap, classes)
     counted: np.ndarray
     allowance: float = 0.0  # the interval's widening on each side (ALLOWANCES)
+    span: tuple[np.ndarray, np.ndarray] | None = None  # (low, high) the interval also spans (reporting.correction)
 
 
 def estimate(method: str, calibration_probs: list[np.ndarray], calibration_labels: list[np.ndarray],
@@ -289,12 +287,14 @@ def estimate(method: str, calibration_probs: list[np.ndarray], calibration_label
     return Estimate(point, np.array(replicates).reshape(-1, k), counted(joint(probs)))
 
 
-def interval(point: np.ndarray, replicates: np.ndarray, confidence: float = 0.95,
-             allowance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def interval(point: np.ndarray, replicates: np.ndarray, confidence: float = 0.95, allowance: float = 0.0,
+             span=None) -> tuple[np.ndarray, np.ndarray]:
     """The percentile interval of the replicates, widened where needed to hold the point estimate and by
-    `allowance` on each side, within 0..1 (so never of zero width when the allowance is not 0)."""
+    `allowance` on each side, within 0..1 (so never of zero width when the allowance is not 0), then to span
+    the (low, high) arrays of `span`."""
     if not len(replicates):
         return point.copy(), point.copy()
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(replicates, [tail, 100 - tail], axis=0)
-    return np.maximum(np.minimum(low, point) - allowance, 0), np.minimum(np.maximum(high, point) + allowance, 1)
+    low, high = np.maximum(np.minimum(low, point) - allowance, 0), np.minimum(np.maximum(high, point) + allowance, 1)
+    return (low, high) if span is None else (np.minimum(low, span[0]), np.maximum(high, span[1]))

@@ -4,8 +4,8 @@ that millions of faces never sit in memory as Python objects (CSV and Parquet: r
 
 Every face carries a key, its image's name and box hashed, so that the same face read twice (one run's
 results given twice, or in two formats) is counted once. Faces marked too small carry no probabilities and
-are counted apart, as are images without a face and images that failed. Every problem is a one-line
-`ReportError` naming the file."""
+are counted apart, as are images without a face and images that failed. Each face also carries its person
+(`run --people`), for `report --count people`. Every problem is a one-line `ReportError` naming the file."""
 from __future__ import annotations
 
 import os
@@ -38,6 +38,8 @@ class FaceChunk:
     models: set = field(default_factory=set)  # the model types named by these results (empty: not named)
     notes: list = field(default_factory=list)
     frames: int = 0  # results that are video frames (`run --video`)
+    persons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # person_numbers of the faces
+    results: int = 0  # which of the inputs given to read_faces it is of: a person number holds within one
 
     @property
     def faces(self) -> int:
@@ -61,6 +63,19 @@ def checked(source: str, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             raise ReportError(f"{source}: a face whose {PROBABILITY_FIELDS[attribute]} are all 0")
         out[attribute] = (values / np.where(total > 0, total, 1)).astype(np.float32)
     return out
+
+
+def person_numbers(source: str, values) -> np.ndarray:
+    """Each face's person (`run --people`) as int64, -1 where it has none (None, NaN); a value that is not a
+    whole number of at least 1 is an error."""
+    try:
+        numbers = np.asarray(values, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        numbers = np.array([0.0])
+    known = ~np.isnan(numbers)
+    if (numbers[known] < 1).any() or (numbers[known] % 1 != 0).any():
+        raise ReportError(f"{source}: a face whose person is not a whole number of at least 1 (an edited file?)")
+    return np.where(known, numbers, -1).astype(np.int64)
 
 
 def _numbers(boxes: list) -> np.ndarray:
@@ -108,11 +123,12 @@ def chunks_from_results(results: Iterable[dict], source: str, attributes=tuple(A
                         chunk_faces: int = CHUNK_FACES) -> Iterator[FaceChunk]:
     """Chunks of the faces of `run --json`'s result objects (one per image or video frame)."""
     def fresh():
-        return {a: [] for a in attributes}, ([], []), {kind: ([], []) for kind in LEFT_OUT}, FaceChunk(source, {})
+        return {a: [] for a in attributes}, ([], [], []), {kind: ([], []) for kind in LEFT_OUT}, FaceChunk(source, {})
 
     def finished(chunk: FaceChunk) -> FaceChunk:
         chunk.probs = checked(source, rows)
-        chunk.keys = face_keys(*faces_at)
+        chunk.keys = face_keys(*faces_at[:2])
+        chunk.persons = person_numbers(source, faces_at[2])
         chunk.skipped = {kind: face_keys(images, None if kind != "too_small" else boxes)
                          for kind, (images, boxes) in left_out.items()}
         return chunk
@@ -141,6 +157,7 @@ def chunks_from_results(results: Iterable[dict], source: str, attributes=tuple(A
                 rows[a].append(_face_vector(source, face, a))
             faces_at[0].append(image)
             faces_at[1].append(_box(face))
+            faces_at[2].append(face.get("person"))
         if len(faces_at[0]) >= chunk_faces:
             yield finished(chunk)
             rows, faces_at, left_out, chunk = fresh()
@@ -244,9 +261,10 @@ def read_faces(paths, attributes=tuple(ATTRIBUTES), chunk_faces: int = CHUNK_FAC
 
     A file with no result at all, or results of two model types (in one file or across files), is an error."""
     first = None  # (model, file) of the first results that name their model
-    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+    for index, path in enumerate([paths] if isinstance(paths, (str, Path)) else paths):
         seen_any = False
         for chunk in file_chunks(path, tuple(attributes), chunk_faces):
+            chunk.results = index
             seen_any = seen_any or chunk.faces or any(len(keys) for keys in chunk.skipped.values())
             if len(chunk.models) > 1:
                 raise ReportError(f"{path}: results of several models ({', '.join(sorted(chunk.models))}); "

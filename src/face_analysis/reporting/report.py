@@ -1,5 +1,5 @@
-"""`report`: the share of each class of each attribute among a collection's analysed faces, counted and
-corrected, with intervals; as dataclasses, a text table and the JSON of issue 24."""
+"""`report`: the share of each class of each attribute among a collection's analysed faces (or its people:
+reporting.people), counted and corrected, with intervals; as dataclasses, a text table and the JSON of issue 24."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from face_analysis.reporting import quantify
-from face_analysis.reporting.attributes import ATTRIBUTES, STRATA, ReportError, derived
+from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
 from face_analysis.reporting.calibration import Calibration
+from face_analysis.reporting.correction import corrected_shares, method_of
+from face_analysis.reporting.people import people_totals
 from face_analysis.reporting.reading import CHUNK_FACES, LEFT_OUT, read_faces
 
 MAX_FACES = 1_000_000  # faces kept for the estimates (beyond: a uniform sample of this many); counts are exact
@@ -59,13 +61,14 @@ class Report:
     by: str | None = None
     groups: dict[str, GroupReport] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    people: int | None = None  # counting people: how many (the shares are then of them, not of the faces)
 
     def to_json(self) -> dict:
         """Issue 24's schema; with `by`, "by": {"attribute": ..., "groups": {class: {"share": {...},
         "attributes": {...}}}} as well."""
         data = {"faces": self.faces, "skipped": dict(self.skipped),
                 "attributes": {a: {c: s.to_json() for c, s in shares.items()} for a, shares in self.attributes.items()},
-                "method": self.method, "model": self.model}
+                "method": self.method, "model": self.model, **({} if self.people is None else {"people": self.people})}
         if self.by:
             data["by"] = {"attribute": self.by, "groups": {
                 name: {"share": g.share.to_json(), "counted_faces": g.counted_faces,
@@ -77,7 +80,8 @@ class Report:
     def to_text(self) -> str:
         """A table per attribute (and per group with `by`): counted share, corrected share, interval."""
         level = f"{self.confidence:.0%}".replace("%", " %")
-        lines = [f"{self.faces} faces analysed ({self.skipped['too_small']} too small, left out; "
+        counted = "" if self.people is None else f"{self.people} people counted once each, in "
+        lines = [f"{counted}{self.faces} faces analysed ({self.skipped['too_small']} too small, left out; "
                  f"{self.skipped['no_face']} images without a face; {self.skipped['failed']} failed), "
                  f"model {self.model or 'not named'}, method {self.method}, calibration set "
                  f"{self.calibration_faces} faces"]
@@ -139,10 +143,10 @@ class _Sample:
         return {a: self.parts[a][0].astype(np.float64) for a in self.attributes}
 
 
-def _shares(names, point, replicates, confidence, counted, allowance: float = 0.0) -> dict[str, ClassShare]:
-    """Each class's share; its interval from the bootstrap replicates (widened by `allowance`), None without
-    them."""
-    low, high = (quantify.interval(point, replicates, confidence, allowance) if len(replicates)
+def _shares(names, point, replicates, confidence, counted, allowance: float = 0.0, span=None) -> dict[str, ClassShare]:
+    """Each class's share; its interval from the bootstrap replicates (widened by `allowance`, spanning `span`:
+    correction.corrected_shares), None without them."""
+    low, high = (quantify.interval(point, replicates, confidence, allowance, span) if len(replicates)
                  else ([None] * len(point),) * 2)
     return {name: ClassShare(float(point[i]), None if low[i] is None else float(low[i]),
                              None if high[i] is None else float(high[i]), float(counted[i]))
@@ -177,37 +181,10 @@ def _reading_notes(duplicates: dict[str, int], frames: dict[str, int], inputs: i
     return notes
 
 
-def method_of(attribute: str, method: str | None = None) -> str:
-    """The method that corrects an attribute: the one asked for, else the attribute's default."""
-    return method or quantify.DEFAULT_METHODS[attribute]
-
-
-def corrected_shares(method: str, calibration: Calibration, probs: dict[str, np.ndarray], attribute: str,
-                     bootstrap: int = 200, seed: int = 0, bootstrap_faces: int = 100_000,
-                     stratified: bool = True) -> quantify.Estimate:
-    """One attribute's shares among faces with these probabilities: with `stratified`, the method runs on the
-    joint classes of the attribute and its strata (attributes.STRATA, those both the faces and the calibration
-    set have) and the shares are summed over the strata, so a collection whose mix of a stratum differs
-    from the calibration set's (only elders, say) is corrected with the errors the model makes on that mix."""
-    strata = [s for s in (STRATA.get(attribute, ()) if stratified else ())
-              if derived(probs, None, s) is not None and derived(calibration.probs, None, s) is not None]
-    names = [attribute] + strata
-    cal_probs, cal_labels = calibration.arrays(names)
-    found = quantify.estimate(method, cal_probs, cal_labels, [derived(probs, None, n)[0] for n in names],
-                              bootstrap, seed, bootstrap_faces)
-    found.allowance = quantify.ALLOWANCES[attribute] if method == quantify.DEFAULT_METHODS[attribute] else 0.0
-    if not strata:
-        return found
-    k = len(ATTRIBUTES[attribute])
-    return quantify.Estimate(found.point.reshape(k, -1).sum(1),
-                             found.replicates.reshape(len(found.replicates), k, found.point.size // k).sum(2),
-                             found.counted.reshape(k, -1).sum(1), found.allowance)
-
-
 def report(paths, calibration: Calibration, by: str | None = None, method: str | None = None,
            attributes=None, confidence: float = 0.95, bootstrap: int = 200, seed: int = 0,
            max_faces: int = MAX_FACES, bootstrap_faces: int = 100_000, chunk_faces: int = CHUNK_FACES,
-           stratified: bool = True) -> Report:
+           stratified: bool = True, count: str = "faces") -> Report:
     """The report of one or more results of `run` (JSON, JSONL, CSV files, Parquet folders or files).
 
     calibration: the model's (calibration.load_calibration); by: an attribute whose classes also get the
@@ -215,7 +192,8 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     attribute's quantify.DEFAULT_METHODS, also within `by` groups); bootstrap: replicates for the
     intervals (0: none, the intervals are None; else MIN_BOOTSTRAP to MAX_BOOTSTRAP); the same face (image and
     box) read twice is counted once; stratified: see corrected_shares (shares within `by`
-    groups are corrected on the joint classes of the two attributes alone)."""
+    groups are corrected on the joint classes of the two attributes alone); count: "faces", or "people"
+    (reporting.people: each person of `run --people` once, with the mean of their faces' probabilities)."""
     if method is not None and method not in quantify.METHODS:
         raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
     attributes = [a for a in (attributes or ATTRIBUTES) if a in calibration.probs]
@@ -227,7 +205,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     if 0 < bootstrap < MIN_BOOTSTRAP or bootstrap > MAX_BOOTSTRAP:
         raise ReportError(f"bootstrap {bootstrap}: give 0 (no interval) or {MIN_BOOTSTRAP} to {MAX_BOOTSTRAP} "
                           "replicates")
-    sample = _Sample(attributes, by, max_faces, seed)
+    sample, totals = _Sample(attributes, by, max_faces, seed), people_totals(count, attributes)
     skipped = dict.fromkeys(LEFT_OUT, 0)
     model, notes, sources, seen, frames = None, [], [], set(), {}
     duplicates = {"faces": 0, "images": 0, "unknown": 0}
@@ -244,28 +222,37 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
         fresh = _fresh(seen, chunk.keys)
         duplicates["faces"] += int((~fresh).sum())
         duplicates["unknown"] += int((chunk.keys == 0).sum())
-        sample.add({a: p[fresh] for a, p in chunk.probs.items()})
+        if totals is None:
+            sample.add({a: p[fresh] for a, p in chunk.probs.items()})
+        else:
+            totals.add({a: p[fresh] for a, p in chunk.probs.items()}, chunk.persons[fresh], chunk.results)
         for kind, keys in chunk.skipped.items():
             fresh = _fresh(seen, keys)
             skipped[kind] += int(fresh.sum())
             duplicates["faces" if kind == "too_small" else "images"] += int((~fresh).sum())
+    if totals is not None:
+        sample.add(totals.means(sources))
+        notes += totals.notes()
     if not sample.faces:
         raise ReportError(f"{', '.join(sources) or 'the results'}: no analysed face in them ({skipped['too_small']} "
                           f"too small, {skipped['no_face']} images without a face, {skipped['failed']} failed)")
-    notes += _reading_notes(duplicates, frames, 1 if isinstance(paths, (str, Path)) else len(paths))
+    notes += _reading_notes(duplicates, frames if totals is None else {},
+                            1 if isinstance(paths, (str, Path)) else len(paths))
     if sample.faces > max_faces:
         notes.append(f"the corrected shares use a uniform sample of {max_faces} of the {sample.faces} faces")
     probs = sample.arrays()
     notes += [f"{a}: counted, not corrected (no correction beat counting on the validation photos); its interval "
-              "is widened by what counting misses there" for a in attributes if method is None and methods[a] == "cc"]
+              "is widened by what counting misses there and spans the corrected shares"
+              for a in attributes if method is None and methods[a] == "cc"]
     named = method or ", ".join(f"{a} {m}" for a, m in methods.items())
-    result = Report(sample.faces, skipped, {}, named, model or calibration.model_type, confidence,
-                    len(calibration), by, {}, notes)
+    result = Report(sample.faces if totals is None else totals.faces, skipped, {}, named,
+                    model or calibration.model_type, confidence, len(calibration), by, {}, notes,
+                    None if totals is None else sample.faces)
     for i, attribute in enumerate(attributes):
         found = corrected_shares(methods[attribute], calibration, probs, attribute, bootstrap, seed + i,
                                  bootstrap_faces, stratified)
         result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, found.replicates, confidence,
-                                               sample.counts[attribute] / sample.faces, found.allowance)
+                                               sample.counts[attribute] / sample.faces, found.allowance, found.span)
     if by:
         groups = ATTRIBUTES[by]
         within = {g: {} for g in groups}

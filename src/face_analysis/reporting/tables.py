@@ -1,5 +1,6 @@
 """`run`'s CSV (one row a face) and Parquet (one row an image, faces a nested list) results as chunks of
-per-face probability arrays, with each face's key (its image and box) and the faces and images left out.
+per-face probability arrays, with each face's key (its image and box), its person (`run --people`) and the faces
+and images left out.
 
 A CSV whose last row has no line end (a run stopped while writing it) is read without that row, with a
 note; a CSV separated by another character than commas is refused in one line."""
@@ -14,7 +15,7 @@ import numpy as np
 
 from face_analysis.labels import GENDERS
 from face_analysis.reporting.attributes import ATTRIBUTES, MODEL_FIELD, PROBABILITY_FIELDS, ReportError, csv_column
-from face_analysis.reporting.reading import REBUILD_HINT, FaceChunk, checked, face_keys
+from face_analysis.reporting.reading import REBUILD_HINT, FaceChunk, checked, face_keys, person_numbers
 
 SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 VIDEO_FRAME = re.compile(r".#\d+$")  # the image name `run --video` gives a frame: "clip.mp4#12"
@@ -91,8 +92,9 @@ def _csv_chunk(path: Path, frame, header: list[str], attributes, notes: list) ->
     keys = face_keys(frame["image"] if "image" in header else [None] * len(frame), boxes)
     models = set(frame[MODEL_FIELD].dropna().astype(str)) if MODEL_FIELD in header else set()
     frames = int(frame["frame"].notna().sum()) if "frame" in header else 0
+    persons = person_numbers(str(path), analysed["person"].to_numpy() if "person" in header else [None] * len(analysed))
     return FaceChunk(str(path), checked(str(path), probs), keys[~too_small], {"too_small": keys[too_small]},
-                     models, notes, frames)
+                     models, notes, frames, persons)
 
 
 def csv_chunks(path: Path, attributes, chunk_faces: int) -> Iterator[FaceChunk]:
@@ -195,7 +197,9 @@ def parquet_chunks(path: Path, attributes, chunk_faces: int) -> Iterator[FaceChu
             models = (set(pc.unique(batch.column(MODEL_FIELD).drop_null()).to_pylist()) if MODEL_FIELD in wanted
                       else set())
             frames = sum(1 for image in images if isinstance(image, str) and VIDEO_FRAME.search(image))
+            persons = pc.struct_field(analysed, ["person"]).to_numpy(zero_copy_only=False) \
+                if "person" in face_fields else [None] * len(analysed)
             yield FaceChunk(source, checked(source, probs), face_keys_[~too_small], skipped,
-                            {str(m) for m in models}, [], frames)
+                            {str(m) for m in models}, [], frames, person_numbers(source, persons))
     except (pa.ArrowException, OSError) as error:
         raise ReportError(f"{source}: not a readable Parquet file ({str(error).splitlines()[0]})") from None

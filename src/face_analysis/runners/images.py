@@ -44,6 +44,7 @@ class PreparedInput:
     prepared: PreparedImage | None = None
     image: np.ndarray | None = None  # kept only when it is to be drawn
     error: ImageError | None = None
+    identities: np.ndarray | None = None  # with people, after the model: its faces' embeddings (analyzer.identities)
 
 
 def writable_folder(folder: Path) -> Path | None:
@@ -169,12 +170,15 @@ def _prepared_in_order(analyzer, items, keep_image: bool, workers: int, read_tim
 
 
 def in_model_batches(analyzer: FaceAnalyzer, prepared, max_faces: int, max_images: int):
-    """Pairs (PreparedInput, ImageResult): the faces of several images go through the model in one call."""
+    """Pairs (PreparedInput, ImageResult): the faces of several images go through the model (and FaceNet) at once."""
     group = []
 
     def flush():
         done = [p for p in group if p.error is None]
-        faces = iter(analyzer.finish([p.prepared for p in done]))
+        faces = analyzer.finish([p.prepared for p in done])
+        for p, rows in zip(done, analyzer.identities([p.prepared for p in done], faces) if analyzer.embedder else ()):
+            p.identities = rows
+        faces = iter(faces)
         results = []
         for p in group:
             if p.error is not None:
@@ -217,12 +221,12 @@ def check_detect_size(size: int | None) -> None:
 
 def check_run_outputs(inputs: list[str], items: list, json_path, csv_path, output,
                       model_dir: Path | None = None, parquet_dir=None,
-                      resume: bool = False, jsonl_path=None) -> tuple[Path | None, Path | None]:
+                      resume: bool = False, jsonl_path=None, embeddings_path=None) -> tuple[Path | None, Path | None]:
     """Refuse, before any work, outputs that would write over an input (the model's files included) or a file
     this tool did not write; returns where annotated copies go (folder, single file)."""
     sources = output_guard.InputSet([*inputs, *(i for i in items if not isinstance(i, ImageError))], model_dir)
     out_dir, out_file = _annotated_target(output, items)
-    output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image", jsonl_path)
+    output_guard.check_result_outputs(sources, json_path, csv_path, out_file, "image", jsonl_path, embeddings_path)
     output_guard.check_output_folder("--output", out_dir, sources, [i for i in inputs if os.path.isdir(i)])
     output_guard.check_parquet_folder(parquet_dir, sources, resume, jsonl_path is not None)
     return out_dir, out_file
@@ -241,19 +245,19 @@ def input_items(inputs: list[str] | None, img_list=None) -> tuple[list, str]:
 def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
                show: bool = False, quiet: bool = False, workers: int | None = None, img_list=None,
                parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000, jsonl_path=None,
-               read_timeout: float | None = remote.DEFAULT_TIMEOUT) -> RunSummary:
-    """Analyse every input; a bad file is reported on stderr and the batch goes on.
+               read_timeout: float | None = remote.DEFAULT_TIMEOUT, embeddings_path=None) -> RunSummary:
+    """Analyse every input; a bad file is reported on stderr and the batch goes on (people: runners.people).
 
     output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
     show: each annotated image in a window (any key: next image; q or Esc: stop), when there is a display.
     workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most).
     img_list: a file listing more image paths (lists.list_file).
     parquet_dir: a folder for results as Parquet files; jsonl_path: a JSON Lines file; resume: skip the images
-    already there. read_timeout: seconds a URI read may take."""
+    already there. read_timeout: seconds a URI read may take. embeddings_path: people's embeddings (.npz)."""
     check_detect_size(analyzer.detect_size)
     items, skipped = input_items(inputs, img_list)
     out_dir, out_file = check_run_outputs(inputs or [], items, json_path, csv_path, output, analyzer.model_dir,
-                                          parquet_dir, resume, jsonl_path)
+                                          parquet_dir, resume, jsonl_path, embeddings_path)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's notes on a file name none; ours do
     window = Window() if show else None
     if window is not None and not window.available:
@@ -261,7 +265,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
         window = None
     with NativeStderr(results_io.printable_name) as notes:  # first: the progress bar then writes past it
         sink = ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path, skipped,
-                          analyzer.model_type)
+                          analyzer.model_type, analyzer.embedder is not None, embeddings_path)
         if out_dir is not None:
             out_dir = writable_folder(out_dir)
             sink.summary.failed += out_dir is None
@@ -270,6 +274,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
             prepared = _prepared_in_order(analyzer, sink.pending, keep, workers or min(2, analyzer.threads),
                                           read_timeout, notes)
             _deliver(analyzer, prepared, sink, out_dir, out_file, window)
+            sink.finish()
         finally:
             sink.close()
             if window is not None:
@@ -282,7 +287,7 @@ def _deliver(analyzer: FaceAnalyzer, prepared, sink: ResultSink, out_dir: Path |
     """Each prepared input through the model, its result to the sink, its annotated copy written and shown."""
     used = set()
     for p, result in in_model_batches(analyzer, prepared, MAX_BATCH_FACES, MAX_BATCH_IMAGES):
-        sink.add(result)
+        sink.add(result, p.identities)
         if p.image is not None:
             annotated = cv2.cvtColor(results_io.draw_faces(p.image, result.faces), cv2.COLOR_RGB2BGR)
             target = out_file or (output_path(out_dir, p.item, used) if out_dir is not None else None)

@@ -2,9 +2,11 @@
 
 Paths become a Ray Dataset; tasks read and decode the images in parallel; a pool of actors, each loading the
 model once, finds and analyses the faces; the results stream back in input order to the driver, which writes
-them (--json, --csv, --parquet) as `run --engine local` does. Ray is imported only here."""
+them (--json, --csv, --parquet) as `run --engine local` does. With people, each image's faces' embeddings come
+back with its result and the driver clusters them all at the end (runners.people). Ray is imported only here."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -21,6 +23,7 @@ import numpy as np
 from face_analysis.analyzer import DEFAULT_MIN_FACE
 from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE
 from face_analysis.errors import ImageError
+from face_analysis.identity.embedding import EMBEDDING_DIM
 from face_analysis.io import images as image_io
 from face_analysis.labels import DEFAULT_PRECISION
 from face_analysis.models.compiled import available_cores, quiet_stderr
@@ -46,6 +49,7 @@ class AnalyzerSettings:
     tta: bool = False
     precision: str = DEFAULT_PRECISION
     upscale: float = 1.0
+    people: bool = False
 
 
 def _read_batch(batch: dict, read_timeout: float | None = None, detect_size: int | None = None) -> dict:
@@ -84,8 +88,14 @@ class _Analyse:
                 prepared.append(run_model.PreparedInput(path, error=ImageError(path, str(error))))
             else:
                 prepared.append(run_model.prepare_image(self.analyzer, path, image))
-        results = run_model.in_model_batches(self.analyzer, prepared, run_model.MAX_BATCH_FACES, len(prepared))
-        return {"result": np.array([json.dumps(result.to_json()) for _, result in results], dtype=object)}
+        results = list(run_model.in_model_batches(self.analyzer, prepared, run_model.MAX_BATCH_FACES, len(prepared)))
+        return {"result": np.array([json.dumps(result.to_json()) for _, result in results], dtype=object),
+                "identity": np.array([_text(p.identities) for p, _ in results], dtype=object)}
+
+
+def _text(identities: np.ndarray | None) -> str:
+    """An image's faces' embeddings (FaceAnalyzer.identities) as base64 text, which travels as the results do."""
+    return "" if identities is None else base64.b64encode(identities.astype(np.float32).tobytes()).decode()
 
 
 def analyser_class(settings: dict) -> type:
@@ -173,7 +183,7 @@ def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings,
 def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_path=None, csv_path=None,
                    quiet: bool = False, img_list=None, parquet_dir=None, resume: bool = False,
                    parquet_rows: int = 10_000, address: str | None = None, jsonl_path=None,
-                   read_timeout: float | None = None) -> run_model.RunSummary:
+                   read_timeout: float | None = None, embeddings_path=None) -> run_model.RunSummary:
     """Analyse every input with Ray (address: a cluster to join; default RAY_ADDRESS, else a local instance).
 
     Takes run_model.run_images's inputs and outputs, except annotated images and the window."""
@@ -189,9 +199,9 @@ def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_pa
     _, info = lite_model.load_lite_model(model_dir, settings.model_type, 1, settings.precision)  # its errors here
     settings = AnalyzerSettings(**{**asdict(settings), "model_path": str(Path(model_dir).resolve())})  # any node
     run_model.check_run_outputs(inputs or [], items, json_path, csv_path, None, model_dir, parquet_dir, resume,
-                                jsonl_path)
+                                jsonl_path, embeddings_path)
     sink = run_model.ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path,
-                                skipped, info["model_type"])
+                                skipped, info["model_type"], settings.people, embeddings_path)
     started = False
     try:
         if sink.pending:
@@ -201,8 +211,11 @@ def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_pa
             errors = [item.reason if isinstance(item, ImageError) else "" for item in sink.pending]
             for batch in analysis_dataset(paths, errors, settings, read_timeout).iter_batches(batch_format="numpy",
                                                                                                batch_size=None):
-                for text in batch["result"]:
-                    sink.add(ImageResult.from_json(json.loads(text)))
+                for text, identity in zip(batch["result"], batch["identity"]):
+                    rows = np.frombuffer(base64.b64decode(identity), np.float32).reshape(-1, EMBEDDING_DIM) \
+                        if settings.people else None
+                    sink.add(ImageResult.from_json(json.loads(text)), rows)
+        sink.finish()
     finally:
         sink.close()
         if started:

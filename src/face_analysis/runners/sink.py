@@ -21,6 +21,7 @@ from face_analysis.io import durable
 from face_analysis.io import images as image_io
 from face_analysis.io import writers as results_io
 from face_analysis.results import ImageResult
+from face_analysis.runners.people import ImagePeople
 
 
 @dataclass
@@ -32,6 +33,7 @@ class RunSummary:
     stopped: bool = False  # the user closed the window with q or Esc
     skipped_rows: str = ""  # --img_list rows skipped (blank, comment, not UTF-8), as lists.describe_skipped says
     duplicates: int = 0  # inputs naming an image already listed, analysed once
+    people: int | None = None  # with people: how many people the faces are of
 
 
 def item_name(item) -> str:
@@ -82,14 +84,17 @@ def parquet_done(folder) -> Iterator[tuple[list[dict], str | None]]:
 
 class ResultSink:
     """With resume, the images already in the --parquet folder or the --jsonl file are counted and copied to the
-    other outputs first, and `pending` leaves them out; inputs naming one image twice are analysed once."""
+    other outputs first, and `pending` leaves them out; inputs naming one image twice are analysed once. With
+    people, the results are held until `finish` gives them their person numbers (runners.people.ImagePeople;
+    embeddings_path: --embeddings)."""
 
     def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
                  quiet: bool = False, parquet_rows: int = 10_000, jsonl_path=None, skipped_rows: str = "",
-                 model: str | None = None):
+                 model: str | None = None, people: bool = False, embeddings_path=None):
         if resume:
             check_resume_model(model, parquet_dir, jsonl_path)
         self.summary, self.quiet = RunSummary(skipped_rows=skipped_rows), quiet
+        self.people = ImagePeople(embeddings_path) if people else None
         self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows, jsonl_path, resume)
         done: set[str] = set()
         if resume:
@@ -141,18 +146,32 @@ class ResultSink:
         self.summary.too_small += sum(face.too_small for face in result.faces)
         self.summary.failed += result.error is not None
 
-    def add(self, result: ImageResult) -> None:
-        """One image's result: counted, printed (its error on stderr) and written."""
+    def add(self, result: ImageResult, identities=None) -> None:
+        """One image's result: counted, its error printed on stderr, its faces printed and written (with people:
+        held, with its faces' embeddings, until `finish`)."""
         self.progress.update(1)
         self._count(result)
-        name = results_io.printable_name(result.image)
         if result.error is not None:
-            tqdm.write(f"error: {name}: {result.error}", file=sys.stderr)
-        elif not self.writers.to_stdout and not self.quiet:
-            tqdm.write(f"{name}: {len(result.faces)} face(s)")
+            tqdm.write(f"error: {results_io.printable_name(result.image)}: {result.error}", file=sys.stderr)
+        if self.people is not None:
+            self.people.add(result, identities)
+        else:
+            self._write(result)
+
+    def _write(self, result: ImageResult) -> None:
+        if result.error is None and not self.writers.to_stdout and not self.quiet:
+            tqdm.write(f"{results_io.printable_name(result.image)}: {len(result.faces)} face(s)")
             for face in result.faces:
                 tqdm.write("  " + results_io.describe_face(face))
         self.writers.write(result)
+
+    def finish(self) -> None:
+        """The run's end, all its images done: with people, the held results numbered, printed and written."""
+        if self.people is not None:
+            self.progress.close()  # the lines come after the bar
+            for result in self.people.numbered():
+                self._write(result)
+            self.summary.people = self.people.count
 
     def close(self) -> None:
         self.progress.close()

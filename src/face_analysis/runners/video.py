@@ -2,7 +2,9 @@
 
 A reader thread decodes frames ahead; the main loop detects faces, tracks them and draws; the model runs
 on a face when it first appears and again every `refresh` seconds of video, the refreshes in a worker
-thread so that a slow model lowers the analysis rate, not the frame rate."""
+thread so that a slow model lowers the analysis rate, not the frame rate. With an analyser made with people=True,
+each track's faces are also embedded (FaceNet) and the frames are written at the end, every face with its
+person (runners.people.TrackPeople)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -19,11 +21,13 @@ from tqdm import tqdm
 
 from face_analysis.analyzer import FaceAnalyzer
 from face_analysis.detection import detectors as face_detection
-from face_analysis.errors import VideoError
+from face_analysis.errors import UsageError, VideoError
+from face_analysis.identity.embedding import IDENTITY_MIN_FACE
 from face_analysis.io import guard as output_guard
 from face_analysis.io import writers as results_io
 from face_analysis.io.display import Window, wants_quit, why_no_window
 from face_analysis.results import ImageResult, face_size
+from face_analysis.runners.people import TrackPeople
 from face_analysis.runners.tracking import FaceTracker
 
 _END = object()
@@ -39,6 +43,7 @@ class VideoSummary:
     seconds: float = 0.0
     skipped: int = 0  # unreadable frames read past
     stopped: bool = False  # the user closed the window with q or Esc
+    screen_time: dict[int, float] = field(default_factory=dict)  # with people: each person's seconds on screen
 
     @property
     def fps(self) -> float:
@@ -121,18 +126,33 @@ class _ModelWorker:
 
     def _work(self):
         while (job := self.jobs.get()) is not None:
-            tracks, crops = job
-            self.done.put((tracks, self.analyzer.predict_crops(crops)))
+            tracks, crops, identity = job
+            self.done.put((tracks, self.analyzer.predict_crops(crops), _embedded(self.analyzer, identity)))
 
     def stop(self):
         self.jobs.put(None)
         self.thread.join(timeout=10)
 
 
-def _apply(tracks, outputs) -> None:
+def _apply(people: TrackPeople | None, tracks, outputs, identities=None) -> None:
     for i, track in enumerate(tracks):
         track.add_outputs(outputs["age"][i], outputs["gender"][i], outputs["race"][i])
         track.pending = False
+    for track_id, vector in zip(*identities) if identities is not None else ():
+        people.add_identity(track_id, vector)
+
+
+def _identity_job(analyzer: FaceAnalyzer, rgb, tracks, crops):
+    """With people: the ids and identity crops of those tracks large enough to tell apart; else None."""
+    big = [i for i, track in enumerate(tracks) if face_size(track.box) >= IDENTITY_MIN_FACE]
+    if analyzer.embedder is None or not big:
+        return None
+    return [tracks[i].track_id for i in big], analyzer.identity_crops(rgb, [tracks[i].box for i in big], crops[big])
+
+
+def _embedded(analyzer: FaceAnalyzer, identity):
+    """An identity job's track ids and embeddings, or None."""
+    return None if identity is None else (identity[0], analyzer.embedder.embed(identity[1]))
 
 
 def check_video_outputs(source: str, output, json_path, csv_path, model_dir: Path | None = None) -> None:
@@ -146,10 +166,13 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
               csv_path=None, show: bool = True, refresh: float = 0.5, max_frames: int | None = None,
               quiet: bool = False) -> VideoSummary:
     """Analyse a video; `q` or Esc closes the window and ends the run. Returns how many frames were analysed,
-    how fast, and how many unreadable frames were skipped."""
+    how fast, how many unreadable frames were skipped and (people) each person's time on screen."""
+    live = is_camera(source) or is_stream(source)
+    if live and analyzer.embedder is not None:
+        raise UsageError(f"--people counts the people of a video file, not of a camera or stream ({source}): "
+                         "they are counted once the video has ended")
     check_video_outputs(source, output, json_path, csv_path, analyzer.model_dir)
     capture = open_source(source)
-    live = is_camera(source) or is_stream(source)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer, summary, tracker, worker = None, VideoSummary(), FaceTracker(), _ModelWorker(analyzer)
@@ -159,6 +182,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
         print(f"warning: no window: {why_no_window()}; the video is analysed without one", file=sys.stderr)
         window = None
     writers = results_io.ResultWriters(json_path, csv_path)
+    people = TrackPeople() if analyzer.embedder is not None else None
     frames, stop = queue.Queue(maxsize=8), threading.Event()
     reader = threading.Thread(target=_read_frames, args=(capture, frames, stop, live, summary), daemon=True)
     reader.start()
@@ -173,11 +197,13 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 tracks = tracker.update(detector.detect(rgb))
                 while not worker.done.empty():
-                    _apply(*worker.done.get())
+                    _apply(people, *worker.done.get())
                 analysable = [t for t in tracks if detector.boxes_are_chips or face_size(t.box) >= analyzer.min_face]
                 new = [t for t in analysable if t.updates == 0 and not t.pending]
                 if new:  # a new face is labelled before it is first drawn
-                    _apply(new, analyzer.predict_crops(analyzer.crops(rgb, [t.box for t in new])))
+                    crops = analyzer.crops(rgb, [t.box for t in new])
+                    _apply(people, new, analyzer.predict_crops(crops),
+                           _embedded(analyzer, _identity_job(analyzer, rgb, new, crops)))
                     summary.model_runs += len(new)
                     for track in new:
                         track.analysed_at = now
@@ -185,13 +211,17 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                 if due:
                     for track in due:
                         track.pending, track.analysed_at = True, now
-                    worker.jobs.put((due, analyzer.crops(rgb, [t.box for t in due])))
+                    crops = analyzer.crops(rgb, [t.box for t in due])
+                    worker.jobs.put((due, crops, _identity_job(analyzer, rgb, due, crops)))
                     summary.model_runs += len(due)
                 faces = [t.prediction() for t in tracks]
                 annotated = cv2.cvtColor(results_io.draw_faces(rgb, faces), cv2.COLOR_RGB2BGR)
                 result = ImageResult(f"{source}#{summary.frames}", rgb.shape[1], rgb.shape[0], faces,
                                      model=analyzer.model_type)
-                writers.write(result, summary.frames)
+                if people is not None:
+                    people.add(result, summary.frames)
+                else:
+                    writers.write(result, summary.frames)
                 if output:
                     if writer is None:
                         writer = _open_writer(output, fps, annotated.shape)
@@ -206,6 +236,10 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                     if wants_quit(key):
                         summary.stopped = True
                         break
+        if people is not None:
+            frames_done, summary.screen_time = people.numbered(fps)
+            for result, frame in frames_done:
+                writers.write(result, frame)
     finally:
         stop.set()
         worker.stop()

@@ -30,12 +30,15 @@ class TrainConfig:
     distill_from: Path | None = None  # normal: a saved model whose predictions are mixed into the targets
     distill_weight: float = DEFAULT_DISTILL_WEIGHT  # the teacher's share of those targets
     fine_tune_from: str = DEFAULT_FINE_TUNE_FROM  # facenet: where the frozen stem ends (architectures.FACENET_SPLITS)
+    init_from: Path | None = None  # facenet: a saved model whose weights replace the phases on cached maps
+    whole_epochs: float = 0.0  # facenet: passes of whole-network fine-tuning at the end (whole_network.py)
     crop_widen: float = DEFAULT_CROP_WIDEN  # photos: the detector's chip crop widened by this factor
     distribute: str = "none"  # none, mirrored or multi_worker (distribution.make_distribution)
     devices: list[str] | None = None  # mirrored: the devices (default: every local GPU)
 
     def __post_init__(self):
         self.data_paths = [Path(p) for p in self.data_paths]
+        self.init_from = Path(self.init_from) if self.init_from else None
         self.model_dir = Path(self.model_dir) if self.model_dir else model_store.default_model_dir(self.model_type, for_writing=True)
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS[self.model_type]

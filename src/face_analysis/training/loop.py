@@ -94,6 +94,12 @@ def cached_array(path: Path, count: int, shape, compute_batch, batch_size: int, 
     return np.load(path, mmap_mode="r")
 
 
+def targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Training targets: age as an interval [lo, hi] of whole years (lo == hi for an exact age), classes."""
+    return {"age": frame[["age_lo", "age_hi"]].to_numpy("float32"), "gender": frame["gender"].to_numpy("int32"),
+            "race": frame["race"].to_numpy("int32")}
+
+
 class EpochCheckpoint:
     """Keras callback saving the training model and its history after every epoch, atomically."""
 

@@ -3,6 +3,7 @@ phases on cached feature maps of the frozen stem; and the targets both learn fro
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,9 @@ from face_analysis.training.loop import (
     fit,
     load_checkpoint,
     make_augmenter,
+    targets,
 )
-
-
-def targets(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Training targets: age as an interval [lo, hi] of whole years (lo == hi for an exact age), classes."""
-    return {"age": frame[["age_lo", "age_hi"]].to_numpy("float32"), "gender": frame["gender"].to_numpy("int32"),
-            "race": frame["race"].to_numpy("int32")}
+from face_analysis.training.whole_network import fine_tune_whole
 
 
 def teacher_outputs(teacher_dir: Path, config: TrainConfig, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,6 +138,25 @@ def view_dataset(views, view_rows, labels: dict, batch_size: int, seed: int, sha
 
 def train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path,
                    distribution: Distribution):
+    """The phases on cached maps (train_on_maps), or a saved model's weights (config.init_from), then
+    config.whole_epochs of the whole network fine-tuned end to end (whole_network.fine_tune_whole)."""
+    state = None
+    if config.resume and (checkpoint_dir / "state.json").is_file():
+        state = json.loads((checkpoint_dir / "state.json").read_text())
+    if state is not None and state["phase"] == "whole":
+        model, history = None, state["history"]
+    elif config.init_from is not None:
+        (model, _), history = model_store.load_model(config.init_from, "facenet"), []
+    else:
+        model, history = train_on_maps(config, data, train_rows, checkpoint_dir, distribution)
+    if config.whole_epochs:
+        model = fine_tune_whole(model, config, data, train_rows, checkpoint_dir, distribution, history,
+                                state if model is None else None)
+    return model, history
+
+
+def train_on_maps(config: TrainConfig, data: PreparedData, train_rows: np.ndarray, checkpoint_dir: Path,
+                  distribution: Distribution):
     """Two phases on cached feature maps of the frozen stem (one plain and `augmented_copies` augmented views
     of each training image): the heads on the frozen tail, then tail and heads together at a low,
     decaying learning rate."""

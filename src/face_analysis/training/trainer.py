@@ -101,6 +101,9 @@ def train(config: TrainConfig) -> Path | None:
         batch = distribution.global_batch(config.batch_size)
         log.info("%s: global batch %d (%d per replica x %d replicas), learning rates x%.2f", distribution.kind,
                  batch, config.batch_size, distribution.replicas, distribution.learning_rate(1.0, batch))
+    if config.init_from is not None:  # its architecture and crop are kept
+        start = model_store.read_model_info(config.init_from, "facenet")
+        config.fine_tune_from, config.crop_widen = start["fine_tune_from"], start["crop_widen"]
     data = prepare_data(config.data_paths, INPUT_SIZES[config.model_type], config.use_cache, config.crop_widen)
     train_part = data.frame.iloc[data.part("train")]
     if len(train_part) == 0 or len(data.part("val")) == 0:
@@ -132,7 +135,9 @@ def train(config: TrainConfig) -> Path | None:
             "distilled_from": str(config.distill_from) if config.distill_from else None,
             **({"distill_weight": config.distill_weight} if config.distill_from else {}),
             "crop_widen": config.crop_widen, "small_faces": config.small_faces,
-            **({"fine_tune_from": config.fine_tune_from} if config.model_type == "facenet" else {}),
+            **({"fine_tune_from": config.fine_tune_from, "whole_epochs": config.whole_epochs,
+                "init_from": str(config.init_from) if config.init_from else None}
+               if config.model_type == "facenet" else {}),
             **({"distribute": config.distribute, "replicas": distribution.replicas}
                if distribution.kind != "none" else {}),
             "training_seconds": round(time.time() - started)}

@@ -1,0 +1,112 @@
+"""`run --people`: every result held back with its faces' identity embeddings until all the images (or all the
+video's frames) are done, then the faces (video: the tracks, each by its faces' mean embedding, so that a person
+who leaves and comes back is one person) clustered once into people (FaceAnalyzer.cluster_faces) and the
+results given their person numbers. Nothing is written before: the numbers are known only at the end.
+
+Embeddings are biometric data: they stay in this process's memory unless the user asks for them with
+--embeddings FILE (write_embeddings)."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.identity.embedding import EMBEDDING_DIM
+from face_analysis.io.durable import output_error
+from face_analysis.io.writers import escaped_name
+from face_analysis.results import ImageResult
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def check_embeddings_folder(path) -> None:
+    """Fail before any work when the --embeddings file cannot be written where it is to go."""
+    temporary = _temporary(Path(path))
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        temporary.unlink()
+    except OSError as error:
+        raise output_error("--embeddings", path, error) from None
+
+
+def write_embeddings(path, images: list[str], faces: list[int], vectors: np.ndarray, people: list[int]) -> None:
+    """--embeddings FILE: a NumPy .npz of `image` (each face's image, named as the results name it), `face` (its
+    index in that image's faces), `embedding` (float32, 512) and `person`; readable by its owner alone, written
+    whole (a temporary file renamed)."""
+    path = Path(path)
+    temporary = _temporary(path)
+    try:
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+            np.savez(file, image=np.array([escaped_name(image) for image in images], dtype=str),
+                     face=np.array(faces, np.int64), embedding=np.asarray(vectors, np.float32),
+                     person=np.array(people, np.int64))
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise output_error("--embeddings", path, error) from None
+
+
+class ImagePeople:
+    """The results of `run --img --people`, each with its faces' embeddings, held until `numbered`."""
+
+    def __init__(self, embeddings_path=None):
+        if embeddings_path is not None:
+            check_embeddings_folder(embeddings_path)
+        self.embeddings_path = embeddings_path
+        self.results: list[ImageResult] = []
+        self.vectors: list[np.ndarray] = []
+        self.owners: list[tuple[int, int]] = []  # (result, face) of each embedding
+        self.count = 0  # people, once numbered
+
+    def add(self, result: ImageResult, identities: np.ndarray | None) -> None:
+        """One image's result and its faces' embeddings (FaceAnalyzer.identities: a row of zeros, no person)."""
+        if identities is not None:
+            known = np.flatnonzero(np.abs(identities).sum(1) > 0)
+            self.vectors.append(identities[known])
+            self.owners += [(len(self.results), int(face)) for face in known]
+        self.results.append(result)
+
+    def numbered(self) -> list[ImageResult]:
+        """The results in the order they came, every face given its person (None: too small to tell apart); the
+        --embeddings file written."""
+        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, EMBEDDING_DIM), np.float32)
+        people = FaceAnalyzer.cluster_faces(vectors)
+        self.count = len(set(people))
+        for (result, face), person in zip(self.owners, people):
+            self.results[result].faces[face].person = person
+        if self.embeddings_path is not None:
+            write_embeddings(self.embeddings_path, [self.results[r].image for r, _ in self.owners],
+                             [face for _, face in self.owners], vectors, people)
+        return self.results
+
+
+class TrackPeople:
+    """The frames of `run --video --people` held until `numbered`, and each track's embeddings summed."""
+
+    def __init__(self):
+        self.frames: list[tuple[ImageResult, int]] = []
+        self.sums: dict[int, np.ndarray] = {}
+
+    def add_identity(self, track_id: int, vector: np.ndarray) -> None:
+        self.sums[track_id] = self.sums.get(track_id, 0) + np.asarray(vector, np.float32)
+
+    def add(self, result: ImageResult, frame: int) -> None:
+        self.frames.append((result, frame))
+
+    def numbered(self, fps: float) -> tuple[list[tuple[ImageResult, int]], dict[int, float]]:
+        """The frames, every face given its track's person (None: a track never large enough to tell apart), and
+        each person's time on screen in seconds (the frames they are in, over the frame rate)."""
+        tracks = sorted(self.sums)
+        vectors = np.array([self.sums[track] for track in tracks], np.float32).reshape(-1, EMBEDDING_DIM)
+        person_of = dict(zip(tracks, FaceAnalyzer.cluster_faces(vectors)))
+        frames_in = Counter()
+        for result, _ in self.frames:
+            for face in result.faces:
+                face.person = person_of.get(face.track_id)
+            frames_in.update({face.person for face in result.faces} - {None})
+        return self.frames, {person: round(count / fps, 2) for person, count in sorted(frames_in.items())}
