@@ -37,6 +37,26 @@ def test_a_collection_of_one_face_or_none():
         clustering.cluster_embeddings(np.ones(512))
 
 
+def test_faces_of_one_photo_are_never_one_person():
+    """Two look-alikes in one photo are two people; the same face in other photos joins the one it is nearest."""
+    one, other = np.eye(512, dtype=np.float32)[:2]
+    rows = np.stack([one, one + 0.05 * other, one, one + 0.05 * other, other, other])
+    photos = ["a.jpg", "a.jpg", "b.jpg", "c.jpg", "d.jpg", "d.jpg"]
+    assert len(set(clustering.cluster_embeddings(rows).tolist())) == 2  # without photos: look-alikes merge
+    people = clustering.cluster_embeddings(rows, photos=photos)
+    assert people[0] != people[1] and people[4] != people[5]
+    assert people[2] == people[0] and people[3] == people[1]  # each photo's look-alike stays with its twin
+    for photo in set(photos):
+        mine = people[[i for i, p in enumerate(photos) if p == photo]]
+        assert len(set(mine.tolist())) == len(mine)
+
+
+def test_keep_apart_splits_what_the_linkage_left_together():
+    rows = np.stack([np.eye(4)[0]] * 3 + [np.eye(4)[0] * 0.9 + np.eye(4)[1] * 0.1])
+    labels = clustering.keep_apart(rows, np.zeros(4, np.int64), np.array([0, 0, 1, 0]))
+    assert labels[0] == labels[2] and len({labels[0], labels[1], labels[3]}) == 3
+
+
 def test_single_linkage_components_are_there_for_comparison():
     rows = unit_rows(np.eye(512, dtype=np.float32)[:2], 4, 0.01)
     assert clustering.cluster_embeddings(rows, method="components").tolist() == [1] * 4 + [2] * 4

@@ -1,7 +1,8 @@
 """Faces into people: the faces' L2-normalised embeddings, a k-nearest-neighbour graph of the pairs closer than
 the threshold (scikit-learn, brute force in chunks: memory grows with faces x neighbours, never faces squared),
 its connected components (scipy), and inside each component exact average linkage (scipy.cluster.hierarchy) cut
-at the threshold: two groups of faces are one person when their faces are on average closer than it. A
+at the threshold: two groups of faces are one person when their faces are on average closer than it, and never
+when they hold two faces of one photo (a photo shows a person once; keep_apart makes sure of it). A
 component larger than EXACT_LIMIT faces (its distance matrix would need EXACT_LIMIT^2 / 2 doubles) is split by
 scikit-learn's AgglomerativeClustering along the graph's edges instead. People are numbered 1, 2, ... in the
 order their first face comes ("components": the components themselves, single linkage, for comparison)."""
@@ -13,6 +14,7 @@ import numpy as np
 THRESHOLD = 1.15  # euclidean distance between unit embeddings (squared: 2 - 2 cos)
 NEIGHBOURS = 30  # edges per face in the graph the linkage may merge along
 METHOD = "average"  # or "components": the thresholded graph's connected components (single linkage)
+APART = 1e6  # the distance set between two faces of one photo: no average of a merge that holds it is under THRESHOLD
 EXACT_LIMIT = 12_000  # faces in one component that exact average linkage takes (about 580 MB of distances)
 
 
@@ -35,9 +37,10 @@ def knn_graph(embeddings: np.ndarray, threshold: float, neighbours: int):
 
 
 def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int = NEIGHBOURS,
-                       method: str = METHOD) -> np.ndarray:
+                       method: str = METHOD, photos=None) -> np.ndarray:
     """A person number (1, 2, ...) for each row of `embeddings` (N, D): rows closer than `threshold` on average
-    (method "average") or linked by a chain of such rows ("components") are one person."""
+    (method "average") or linked by a chain of such rows ("components") are one person. photos: each row's photo
+    (any labels); faces of one photo are different people (keep_apart)."""
     from scipy.sparse.csgraph import connected_components
 
     embeddings = np.asarray(embeddings, np.float32)
@@ -46,20 +49,24 @@ def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int
     if len(embeddings) == 0:
         return np.zeros(0, np.int64)
     embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    if photos is not None:
+        photos = np.unique(np.asarray(photos), return_inverse=True)[1].reshape(-1)  # any labels, as integers
     graph = knn_graph(embeddings, threshold, neighbours)
     _, component = connected_components(graph, directed=False)
     labels = component.astype(np.int64)
     if method == "average":
-        labels = _average_linkage(embeddings, graph, component, threshold)
+        labels = _average_linkage(embeddings, graph, component, threshold, photos)
     elif method != "components":
         raise ValueError(f"method: 'average' or 'components', not {method!r}")
-    return first_seen_numbers(labels)
+    return first_seen_numbers(labels if photos is None else keep_apart(embeddings, labels, photos))
 
 
-def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float) -> np.ndarray:
+def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float, photos=None) -> np.ndarray:
     """Average linkage cut at the threshold inside each connected component: exact (scipy) up to EXACT_LIMIT
-    faces, else merging only along the graph's edges (scikit-learn)."""
+    faces, two faces of one photo (photos) set APART from each other, else merging only along the graph's edges
+    (scikit-learn)."""
     from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
     from sklearn.cluster import AgglomerativeClustering
 
     labels, next_label = component.copy(), int(component.max()) + 1
@@ -69,12 +76,35 @@ def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float)
         if len(members) < 3:
             continue  # one face, or two closer than the threshold: one person
         if len(members) <= EXACT_LIMIT:
-            part = fcluster(linkage(embeddings[members].astype(np.float64), "average"), threshold, "distance") - 1
+            distances = pdist(embeddings[members].astype(np.float64))
+            if photos is not None:  # a face's distance to another face of its photo: APART (condensed order)
+                distances[pdist(photos[members, None].astype(np.float64), "cityblock") == 0] = APART
+            part = fcluster(linkage(distances, "average"), threshold, "distance") - 1
         else:
             part = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
                                            connectivity=graph[members][:, members]).fit(embeddings[members]).labels_
         labels[members] = next_label + part
         next_label += int(part.max()) + 1
+    return labels
+
+
+def keep_apart(embeddings: np.ndarray, labels: np.ndarray, photos: np.ndarray) -> np.ndarray:
+    """Labels where no person holds two faces of one photo: of a person's faces in one photo, the one nearest the
+    person's mean embedding stays and each other one becomes a person of its own."""
+    labels = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    order = np.lexsort((photos, labels))
+    pairs = np.stack([labels[order], photos[order]], 1)
+    repeated = np.flatnonzero((pairs[1:] == pairs[:-1]).all(1))
+    for label in np.unique(labels[order[repeated]]):
+        members = np.flatnonzero(labels == label)
+        centre = embeddings[members].mean(0)
+        nearest_first = members[np.argsort(np.linalg.norm(embeddings[members] - centre, axis=1), kind="stable")]
+        seen = set()
+        for face in nearest_first:
+            if photos[face] in seen:
+                labels[face], next_label = next_label, next_label + 1
+            seen.add(photos[face])
     return labels
 
 

@@ -75,7 +75,7 @@ class ImagePeople:
         """The results in the order they came, every face given its person (None: too small to tell apart); the
         --embeddings file written."""
         vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, EMBEDDING_DIM), np.float32)
-        people = FaceAnalyzer.cluster_faces(vectors)
+        people = FaceAnalyzer.cluster_faces(vectors, [result for result, _ in self.owners])
         self.count = len(set(people))
         for (result, face), person in zip(self.owners, people):
             self.results[result].faces[face].person = person
