@@ -87,6 +87,17 @@ def run_cli(*args) -> int:
     return main.main([str(a) for a in args])
 
 
+def ctrl_c(process) -> tuple[str, float]:
+    """Ctrl-C (SIGINT) sent to a running child: its standard error and the seconds it took to end."""
+    import signal
+    import time
+
+    sent = time.time()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    return err, time.time() - sent
+
+
 def default_sigint() -> None:
     """preexec_fn of a child that is sent Ctrl-C: SIGINT back to its default (a child inherits an ignored SIGINT,
     as a background job of a shell gets it, and Python then installs no KeyboardInterrupt handler), as in a

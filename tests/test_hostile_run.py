@@ -4,7 +4,6 @@ of a local Ray run, libjpeg's warnings with the file's name, --detect_size and -
 import json
 import os
 import shutil
-import signal
 import site
 import struct
 import subprocess
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, default_sigint, run_cli
+from conftest import REPO_ROOT, ctrl_c, default_sigint, run_cli
 from face_analysis import paths
 from face_analysis.io import images as image_io
 from face_analysis.io import writers as results_io
@@ -198,10 +197,7 @@ def test_ctrl_c_of_a_local_ray_run_ends_it_and_its_ray_instance(tmp_path, astron
             time.sleep(0.2)
         assert server.connections, "no read task asked the server"
         children = local_ray_children(process.pid)
-        sent = time.time()
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-        took = time.time() - sent
+        err, took = ctrl_c(process)
     finally:
         server.close()
         if process.poll() is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, default_sigint, photo_folder, run_cli
+from conftest import REPO_ROOT, ctrl_c, default_sigint, photo_folder, run_cli
 from face_analysis.io import writers as results_io
 
 pytest.importorskip("ray")
@@ -149,10 +149,7 @@ def test_ray_ctrl_c_during_a_read_that_never_answers_ends_the_run(cluster, photo
                                           or target.read_text().count('"image"') < 16):
             time.sleep(0.2)
         assert server.connections, "no read task asked the server"
-        sent = time.time()
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
-        took = time.time() - sent
+        err, took = ctrl_c(process)
     finally:
         server.close()
     assert process.returncode == 130, err

@@ -175,13 +175,19 @@ class FaceAnalyzer:
 
     def embeddings(self, prepared: list[PreparedImage]) -> list[np.ndarray]:
         """Per prepared image, the (analysable faces, 512) identity embeddings of its analysable faces (the
-        analyser needs people=True); one network call for all."""
+        analyser needs people=True), a row of zeros for a face under identity.IDENTITY_MIN_FACE px (too small to
+        tell apart: not embedded); one network call for all."""
         if self.embedder is None:
             raise ValueError("this FaceAnalyzer was made without people=True: it computes no embeddings")
-        crops = [p.identity if p.identity is not None else p.crops for p in prepared if p.crops is not None]
+        large = [np.array([face_size(d.box) >= identity.IDENTITY_MIN_FACE
+                           for d, ok in zip(p.detections, p.analysable) if ok], bool) for p in prepared]
+        crops = [(p.identity if p.identity is not None else p.crops)[told] for p, told in zip(prepared, large)
+                 if told.any()]
         vectors = self.embedder.embed(np.concatenate(crops)) if crops else np.zeros((0, identity.EMBEDDING_DIM))
-        counts = np.cumsum([0] + [sum(p.analysable) for p in prepared])
-        return [vectors[start:end] for start, end in zip(counts[:-1], counts[1:])]
+        rows = [np.zeros((len(told), identity.EMBEDDING_DIM), np.float32) for told in large]
+        for out, told, part in zip(rows, large, np.split(vectors, np.cumsum([t.sum() for t in large])[:-1])):
+            out[told] = part
+        return rows
 
     def identities(self, prepared: list[PreparedImage], faces: list[list[FacePrediction]]) -> list[np.ndarray]:
         """Per image, a (faces, 512) array of its faces' (as `finish` gave them) identity embeddings: unit vectors,
@@ -190,7 +196,6 @@ class FaceAnalyzer:
         for p, image_faces, vectors in zip(prepared, faces, self.embeddings(prepared)):
             out = np.zeros((len(image_faces), identity.EMBEDDING_DIM), np.float32)
             out[np.flatnonzero(p.analysable)] = vectors
-            out[[face.face_size < identity.IDENTITY_MIN_FACE for face in image_faces]] = 0
             rows.append(out)
         return rows
 

@@ -161,7 +161,11 @@ def parquet_result_files(folder: str | Path) -> Iterator[list[dict]]:
     import pyarrow.parquet as pq
 
     for path in parquet_files(folder):
-        yield [ImageResult.from_json(row).to_json() for row in pq.read_table(path, schema=parquet_schema()).to_pylist()]
+        rows = pq.read_table(path, schema=parquet_schema()).to_pylist()
+        for face in (face for row in rows for face in row["faces"] or ()):
+            if face["person"] is None:
+                del face["person"]
+        yield rows
 
 
 def read_parquet_results(folder: str | Path) -> list[dict]:

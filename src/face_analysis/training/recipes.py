@@ -151,7 +151,7 @@ def train_facenet(config: TrainConfig, data: PreparedData, train_rows: np.ndarra
         model, history = train_on_maps(config, data, train_rows, checkpoint_dir, distribution)
     if config.whole_epochs:
         model = fine_tune_whole(model, config, data, train_rows, checkpoint_dir, distribution, history,
-                                state if model is None else None)
+                                resume=model is None)
     return model, history
 
 

@@ -65,9 +65,9 @@ def whole_schedule(whole_epochs: float, samples: int, global_batch: int) -> tupl
 
 
 def fine_tune_whole(model, config: TrainConfig, data, train_rows: np.ndarray, checkpoint_dir: Path,
-                    distribution: Distribution, history: list, resume_state: dict | None = None):
+                    distribution: Distribution, history: list, resume: bool = False):
     """The facenet model fine-tuned end to end for config.whole_epochs passes over train_rows (a fraction is
-    allowed), from `model`'s weights or, resuming, from the phase's last checkpoint; returned in float32."""
+    allowed), from `model`'s weights or (resume) from the phase's last checkpoint; returned in float32."""
     import keras
 
     batch = distribution.global_batch(config.batch_size)
@@ -79,9 +79,9 @@ def fine_tune_whole(model, config: TrainConfig, data, train_rows: np.ndarray, ch
     keras.mixed_precision.set_global_policy(policy)
     try:
         with distribution.strategy.scope():
-            if resume_state is not None:
-                whole, resume_state = load_checkpoint(checkpoint_dir)
-                start = resume_state["epoch"]
+            if resume:
+                whole, state = load_checkpoint(checkpoint_dir)
+                start = state["epoch"]
             else:
                 whole = build_model.build_model("facenet", config.fine_tune_from)
                 whole.set_weights(model.get_weights())
