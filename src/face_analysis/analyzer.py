@@ -59,6 +59,7 @@ class PreparedImage:
     analysable: list[bool]  # per detection: large enough to analyse
     crops: np.ndarray | None  # model-sized crops of the analysable faces, in order
     identity: np.ndarray | None = None  # with people: their identity crops, when the model's crops are not those
+    stem_maps: np.ndarray | None = None  # with people: the facenet model's stem output for them (set by finish)
 
 
 class FaceAnalyzer:
@@ -83,7 +84,8 @@ class FaceAnalyzer:
         directory = self.model_dir = model_store.resolve_model_dir(model_type, model_path)
         self.threads = threads or lite_model.available_cores()
         cv2.setNumThreads(self.threads)
-        self.model, self.info = lite_model.load_lite_model(directory, model_type, self.threads, precision)
+        self.model, self.info = lite_model.load_lite_model(directory, model_type, self.threads, precision,
+                                                           stem_maps=people)
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
         self.detector_name, self.detect_size, self.min_face, self.tta = detector, detect_size, min_face, tta
@@ -91,10 +93,12 @@ class FaceAnalyzer:
         self._per_thread = threading.local()
         self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
         self._per_thread.detector = face_detection.make_detector(detector, detect_size, upscale)
-        self.embedder = identity.FaceEmbedder(self.threads) if people else None
-        # the model's own crops serve as identity crops when they are the same (facenet: 160 px, widened 1.25)
+        # the model's own crops serve as identity crops when they are the same (facenet: 160 px, widened 1.25),
+        # and then its frozen stem's output too: the embedding runs only the rest of FaceNet
         self._reuse_crops = self.input_size == identity.EMBED_SIZE and (
             detector == "none" or self.info["crop_widen"] == identity.IDENTITY_WIDEN)
+        stem = self.model.stem_stage if self._reuse_crops else None
+        self.embedder = identity.FaceEmbedder(self.threads, stem) if people else None
 
     @property
     def detector(self):
@@ -144,6 +148,8 @@ class FaceAnalyzer:
             count = sum(p.analysable)
             part = {k: v[start:start + count] for k, v in outputs.items()} if count else None
             start += count
+            if part is not None and "stem_maps" in part:
+                p.stem_maps = part["stem_maps"]
             analysed = iter(predictions_from_outputs(part, [d for d, ok in zip(p.detections, p.analysable) if ok])
                             if count else [])
             results.append([next(analysed) if ok else too_small_face(d) for d, ok in zip(p.detections, p.analysable)])
@@ -161,6 +167,8 @@ class FaceAnalyzer:
     def predict_crops(self, crops: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
         """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops."""
         outputs = {"age": [], "gender": [], "race": []}
+        if self.embedder is not None and self.embedder.from_stem:
+            outputs["stem_maps"] = []  # the crops' own, not their mirror images'
         for start in range(0, len(crops), batch_size):
             batch = np.asarray(crops[start:start + batch_size], np.float32)
             count = len(batch)
@@ -170,20 +178,27 @@ class FaceAnalyzer:
                 result = self.model(batch)
             for key in outputs:
                 values = np.asarray(result[key])
-                outputs[key].append((values[:count] + values[count:]) / 2 if self.tta else values)
+                mirrored = self.tta and key != "stem_maps"
+                outputs[key].append((values[:count] + values[count:]) / 2 if mirrored else values[:count])
         return {k: np.concatenate(v) if v else np.zeros((0,)) for k, v in outputs.items()}
 
     def embeddings(self, prepared: list[PreparedImage]) -> list[np.ndarray]:
         """Per prepared image, the (analysable faces, 512) identity embeddings of its analysable faces (the
         analyser needs people=True), a row of zeros for a face under identity.IDENTITY_MIN_FACE px (too small to
-        tell apart: not embedded); one network call for all."""
+        tell apart: not embedded); one network call for all, from the model's stem maps that `finish` kept where
+        the embedder can start from them, else from the crops."""
         if self.embedder is None:
             raise ValueError("this FaceAnalyzer was made without people=True: it computes no embeddings")
         large = [np.array([face_size(d.box) >= identity.IDENTITY_MIN_FACE
                            for d, ok in zip(p.detections, p.analysable) if ok], bool) for p in prepared]
-        crops = [(p.identity if p.identity is not None else p.crops)[told] for p, told in zip(prepared, large)
-                 if told.any()]
-        vectors = self.embedder.embed(np.concatenate(crops)) if crops else np.zeros((0, identity.EMBEDDING_DIM))
+        told_apart = [(p, told) for p, told in zip(prepared, large) if told.any()]
+        if not told_apart:
+            vectors = np.zeros((0, identity.EMBEDDING_DIM), np.float32)
+        elif self.embedder.from_stem and all(p.stem_maps is not None for p, _ in told_apart):
+            vectors = self.embedder.embed_stem(np.concatenate([p.stem_maps[told] for p, told in told_apart]))
+        else:
+            vectors = self.embedder.embed(np.concatenate([(p.identity if p.identity is not None else p.crops)[told]
+                                                          for p, told in told_apart]))
         rows = [np.zeros((len(told), identity.EMBEDDING_DIM), np.float32) for told in large]
         for out, told, part in zip(rows, large, np.split(vectors, np.cumsum([t.sum() for t in large])[:-1])):
             out[told] = part

@@ -1,5 +1,5 @@
 """Faces into people: the faces' L2-normalised embeddings, a k-nearest-neighbour graph of the pairs closer than
-the threshold (scikit-learn, brute force in chunks: memory grows with faces x neighbours, never faces squared),
+the threshold (faiss, exact, brute force in blocks: memory grows with faces x neighbours, never faces squared),
 its connected components (scipy), and inside each component exact average linkage (scipy.cluster.hierarchy) cut
 at the threshold: two groups of faces are one person when their faces are on average closer than it, and never
 when they hold two faces of one photo (a photo shows a person once; keep_apart makes sure of it). A
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-# chosen on the validation identities of benchmarks/people.py (docs/people.md):
-THRESHOLD = 1.15  # euclidean distance between unit embeddings (squared: 2 - 2 cos)
+# chosen on the validation identities of benchmarks/people_photos.py and people.py, the best mean BCubed F1 of the
+# two (docs/people.md):
+THRESHOLD = 1.08  # euclidean distance between unit embeddings (squared: 2 - 2 cos)
 NEIGHBOURS = 30  # edges per face in the graph the linkage may merge along
 METHOD = "average"  # or "components": the thresholded graph's connected components (single linkage)
 APART = 1e6  # the distance set between two faces of one photo: no average of a merge that holds it is under THRESHOLD
@@ -20,15 +21,21 @@ EXACT_LIMIT = 12_000  # faces in one component that exact average linkage takes 
 
 def knn_graph(embeddings: np.ndarray, threshold: float, neighbours: int):
     """The symmetric sparse graph of each face's `neighbours` nearest faces closer than `threshold` (None: all of
-    them) (CSR, distances as weights; an edge of length 0 is kept as a tiny positive weight)."""
+    them) (CSR, distances as weights; an edge of length 0 is kept as a tiny positive weight). The neighbours
+    are found exactly, by brute force (faiss: BLAS in blocks, on the cores this process may use)."""
+    import faiss
     from scipy import sparse
-    from sklearn.neighbors import NearestNeighbors
+
+    from face_analysis.models.compiled import available_cores
 
     count = len(embeddings)
     k = min(neighbours + 1, count)
-    distances, indices = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(embeddings).kneighbors(embeddings)
+    faiss.omp_set_num_threads(available_cores())
+    vectors = np.ascontiguousarray(embeddings, np.float32)
+    squared, indices = faiss.knn(vectors, vectors, k)
+    distances = np.sqrt(np.maximum(squared, 0))
     rows = np.repeat(np.arange(count), k)
-    keep = indices.ravel() != rows
+    keep = (indices.ravel() != rows) & (indices.ravel() >= 0)
     if threshold is not None:
         keep &= distances.ravel() < threshold
     weights = np.maximum(distances.ravel()[keep], 1e-6)
@@ -67,7 +74,6 @@ def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float,
     (scikit-learn)."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist
-    from sklearn.cluster import AgglomerativeClustering
 
     labels, next_label = component.copy(), int(component.max()) + 1
     order = np.argsort(component, kind="stable")
@@ -81,6 +87,8 @@ def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float,
                 distances[pdist(photos[members, None].astype(np.float64), "cityblock") == 0] = APART
             part = fcluster(linkage(distances, "average"), threshold, "distance") - 1
         else:
+            from sklearn.cluster import AgglomerativeClustering
+
             part = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="average",
                                            connectivity=graph[members][:, members]).fit(embeddings[members]).labels_
         labels[members] = next_label + part

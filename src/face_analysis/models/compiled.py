@@ -18,6 +18,7 @@ import numpy as np
 
 from face_analysis import extras, paths
 from face_analysis.labels import GENDERS, MAX_AGE, RACES
+from face_analysis.models import facenet_graph
 from face_analysis.models import store as model_store
 
 OUTPUTS = {MAX_AGE + 1: "age", len(GENDERS): "gender", len(RACES): "race"}  # told apart by their sizes
@@ -123,9 +124,11 @@ def quiet_stderr():
 
 class CompiledModel:
     """A model file (TFLite, or OpenVINO's .xml with its .bin) compiled by OpenVINO for this CPU, behind the
-    same call as a Keras model: a batch of uint8-range images (float32) in, the softmax dict out."""
+    same call as a Keras model: a batch of uint8-range images (float32) in, the softmax dict out. stem_stage (a
+    facenet model's fine_tune_from, whose stem is FaceNet's own): the dict also holds "stem_maps", the output of
+    that frozen stem, for the identity embeddings (self.stem_stage None where the file has no such output)."""
 
-    def __init__(self, path: Path, num_threads: int | None = None):
+    def __init__(self, path: Path, num_threads: int | None = None, stem_stage: str | None = None):
         import openvino
 
         core = openvino.Core()
@@ -136,6 +139,11 @@ class CompiledModel:
             if set(names) != set(OUTPUTS):
                 raise model_store.ModelError(f"{path}: outputs of sizes {sorted(names)}, not {sorted(OUTPUTS)}")
             self.output_index = {OUTPUTS[size]: index for size, index in names.items()}
+            stem = facenet_graph.stem_output(model, stem_stage) if stem_stage else None
+            self.stem_stage = stem_stage if stem is not None else None
+            if stem is not None:
+                model.add_outputs([stem])
+                self.output_index["stem_maps"] = len(model.outputs) - 1
             self.input_size = int(model.inputs[0].partial_shape[1].get_length())
             # threads not pinned to cores: pinned, a core busy with another process made batch 1 ten times slower
             config = {"INFERENCE_NUM_THREADS": num_threads or available_cores(), "PERFORMANCE_HINT": "LATENCY",
@@ -162,6 +170,21 @@ def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def write_digest(path: Path) -> None:
+    """Write a cached file's sha256 beside it (atomically), for cached_file_ok."""
+    tmp = _digest_path(path).with_name(f"{_digest_path(path).name}.tmp{os.getpid()}")
+    tmp.write_text(model_store.file_sha256(path) + "\n")
+    os.replace(tmp, _digest_path(path))
+
+
+def cached_file_ok(path: Path) -> bool:
+    """Whether a cached file is there and still has the sha256 written beside it when it was made."""
+    try:
+        return _digest_path(path).read_text().strip() == model_store.file_sha256(path)
+    except OSError:
+        return False
+
+
 def write_tflite(model, directory: Path, exported: Path | None = None) -> Path:
     """Export a saved model's TFLite file into the cache with its sha256 beside it (what `run` checks);
     `exported`: its float_export, made already, moved into place instead."""
@@ -170,34 +193,27 @@ def write_tflite(model, directory: Path, exported: Path | None = None) -> Path:
         export_tflite(model, path)
     else:
         os.replace(exported, path)
-    tmp = _digest_path(path).with_name(f"{_digest_path(path).name}.tmp{os.getpid()}")
-    tmp.write_text(model_store.file_sha256(path) + "\n")
-    os.replace(tmp, _digest_path(path))
+    write_digest(path)
     return path
 
 
-def _cached_tflite_ok(path: Path) -> bool:
-    """Whether a cached TFLite file is there and still has the sha256 written beside it when it was built."""
-    try:
-        return _digest_path(path).read_text().strip() == model_store.file_sha256(path)
-    except OSError:
-        return False
-
-
 def load_lite_model(directory: Path, model_type: str | None = None, num_threads: int | None = None,
-                    precision: str = "int8") -> tuple[CompiledModel, dict]:
+                    precision: str = "int8", stem_maps: bool = False) -> tuple[CompiledModel, dict]:
     """(CompiledModel, info) of a saved model at the given precision, after its manifest check. float32 builds
-    its TFLite file when it is missing or does not match the sha256 recorded when it was built."""
+    its TFLite file when it is missing or does not match the sha256 recorded when it was built. stem_maps: a
+    facenet model whose stem stayed FaceNet's own (not fine-tuned whole) also outputs that stem's maps."""
     info = model_store.read_model_info(directory, model_type)
+    stem_stage = (info.get("fine_tune_from") if stem_maps and info["model_type"] == "facenet"
+                  and not info.get("whole_epochs") else None)
     if precision == "int8":
         path = Path(directory) / INT8_FILE
         if not path.is_file():
             raise model_store.ModelError(
                 f"{directory}: this model has no int8 file ({INT8_FILE}); add it with `face-analysis quantize "
                 f"--model_path {directory} --data_path DATA...` or run it with --precision float32")
-        return _compiled(path, num_threads, info), info
+        return _compiled(path, num_threads, info, stem_stage), info
     path = tflite_path(directory)
-    if not _cached_tflite_ok(path):
+    if not cached_file_ok(path):
         extras.require("--precision float32 (its first run builds the export)", "train", "tensorflow", "keras")
         seconds = BUILD_SECONDS.get(info["model_type"], 30)
         if path.is_file():
@@ -209,12 +225,12 @@ def load_lite_model(directory: Path, model_type: str | None = None, num_threads:
         with quiet_stderr():
             model, info = model_store.load_model(directory, model_type)
         write_tflite(model, directory)
-    return _compiled(path, num_threads, info), info
+    return _compiled(path, num_threads, info, stem_stage), info
 
 
-def _compiled(path: Path, num_threads: int | None, info: dict) -> CompiledModel:
+def _compiled(path: Path, num_threads: int | None, info: dict, stem_stage: str | None) -> CompiledModel:
     try:
-        compiled = CompiledModel(path, num_threads)
+        compiled = CompiledModel(path, num_threads, stem_stage)
     except (ValueError, RuntimeError) as error:
         raise model_store.ModelError(f"{path}: unusable TFLite file ({error})") from None
     if compiled.input_size != info["input_size"]:

@@ -127,7 +127,8 @@ class _ModelWorker:
     def _work(self):
         while (job := self.jobs.get()) is not None:
             tracks, crops, identity = job
-            self.done.put((tracks, self.analyzer.predict_crops(crops), _embedded(self.analyzer, identity)))
+            outputs = self.analyzer.predict_crops(crops)
+            self.done.put((tracks, outputs, _embedded(self.analyzer, identity, outputs)))
 
     def stop(self):
         self.jobs.put(None)
@@ -143,16 +144,23 @@ def _apply(people: TrackPeople | None, tracks, outputs, identities=None) -> None
 
 
 def _identity_job(analyzer: FaceAnalyzer, rgb, tracks, crops):
-    """With people: the ids and identity crops of those tracks large enough to tell apart; else None."""
+    """With people: the ids, rows (in crops) and identity crops of the tracks large enough to tell apart; else None."""
     big = [i for i, track in enumerate(tracks) if face_size(track.box) >= IDENTITY_MIN_FACE]
     if analyzer.embedder is None or not big:
         return None
-    return [tracks[i].track_id for i in big], analyzer.identity_crops(rgb, [tracks[i].box for i in big], crops[big])
+    return ([tracks[i].track_id for i in big], big,
+            analyzer.identity_crops(rgb, [tracks[i].box for i in big], crops[big]))
 
 
-def _embedded(analyzer: FaceAnalyzer, identity):
-    """An identity job's track ids and embeddings, or None."""
-    return None if identity is None else (identity[0], analyzer.embedder.embed(identity[1]))
+def _embedded(analyzer: FaceAnalyzer, identity, outputs: dict):
+    """An identity job's track ids and embeddings, or None: from the model's stem maps in its outputs for the
+    crops where it gave them (the facenet model), else from the identity crops."""
+    if identity is None:
+        return None
+    track_ids, rows, crops = identity
+    if "stem_maps" in outputs:
+        return track_ids, analyzer.embedder.embed_stem(outputs["stem_maps"][rows])
+    return track_ids, analyzer.embedder.embed(crops)
 
 
 def check_video_outputs(source: str, output, json_path, csv_path, model_dir: Path | None = None) -> None:
@@ -202,8 +210,8 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                 new = [t for t in analysable if t.updates == 0 and not t.pending]
                 if new:  # a new face is labelled before it is first drawn
                     crops = analyzer.crops(rgb, [t.box for t in new])
-                    _apply(people, new, analyzer.predict_crops(crops),
-                           _embedded(analyzer, _identity_job(analyzer, rgb, new, crops)))
+                    outputs = analyzer.predict_crops(crops)
+                    _apply(people, new, outputs, _embedded(analyzer, _identity_job(analyzer, rgb, new, crops), outputs))
                     summary.model_runs += len(new)
                     for track in new:
                         track.analysed_at = now
