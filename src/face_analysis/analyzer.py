@@ -1,6 +1,7 @@
 """The library's entry point: find faces and predict age, gender and race, returning plain dataclasses."""
 from __future__ import annotations
 
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,23 +76,31 @@ class FaceAnalyzer:
     upscale: how much a photo smaller than detect_size is enlarged toward it for the detector (1: not at all;
     2 finds faces of 16-24 px in a 640x480 photo, at about four times the detector's time: benchmarks/small_faces.py).
     people: also compute each face's identity embedding (`embeddings`, `embed`; the [people] extra), for
-    `cluster_faces`; faces smaller than `identity.IDENTITY_MIN_FACE` px are not told apart."""
+    `cluster_faces`; faces smaller than `identity.IDENTITY_MIN_FACE` px are not told apart.
+    parallel: how many threads may run the model at once (serve: one a core): that many copies of it, each
+    on threads // parallel cores; 1: one copy on all of them, which the threads take in turn."""
 
     def __init__(self, model_type: str | None = None, model_path: str | Path | None = None,
                  detector: str = "yunet", detect_size: int | None = DEFAULT_DETECT_SIZE,
                  min_face: int = DEFAULT_MIN_FACE, threads: int | None = None, tta: bool = False,
-                 precision: str = DEFAULT_PRECISION, people: bool = False, upscale: float = 1.0):
+                 precision: str = DEFAULT_PRECISION, people: bool = False, upscale: float = 1.0,
+                 parallel: int = 1):
         directory = self.model_dir = model_store.resolve_model_dir(model_type, model_path)
         self.threads = threads or lite_model.available_cores()
         cv2.setNumThreads(self.threads)
-        self.model, self.info = lite_model.load_lite_model(directory, model_type, self.threads, precision,
+        copies, model_threads = max(1, parallel), max(1, self.threads // max(1, parallel))
+        self.model, self.info = lite_model.load_lite_model(directory, model_type, model_threads, precision,
                                                            stem_maps=people)
+        self._models = queue.SimpleQueue()  # the copies of the model free to run: a caller takes one, then puts it back
+        self._models.put(self.model)
+        for _ in range(copies - 1):
+            self._models.put(lite_model.load_lite_model(directory, model_type, model_threads, precision,
+                                                        stem_maps=people)[0])
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
         self.detector_name, self.detect_size, self.min_face, self.tta = detector, detect_size, min_face, tta
         self.upscale = upscale
         self._per_thread = threading.local()
-        self._model_lock = threading.Lock()  # one interpreter, shared by the threads of a video run
         self._per_thread.detector = face_detection.make_detector(detector, detect_size, upscale)
         # the model's own crops serve as identity crops when they are the same (facenet: 160 px, widened 1.25),
         # and then its frozen stem's output too: the embedding runs only the rest of FaceNet
@@ -174,8 +183,11 @@ class FaceAnalyzer:
             count = len(batch)
             if self.tta:
                 batch = np.concatenate([batch, batch[:, :, ::-1]])
-            with self._model_lock:
-                result = self.model(batch)
+            model = self._models.get()  # waits while every copy is running
+            try:
+                result = model(batch)
+            finally:
+                self._models.put(model)
             for key in outputs:
                 values = np.asarray(result[key])
                 mirrored = self.tta and key != "stem_maps"

@@ -52,10 +52,12 @@ def command_quantize(args) -> int:
 def command_serve(args) -> int:
     require("serve", "serve", "fastapi", "uvicorn", "multipart")
     from face_analysis.analyzer import FaceAnalyzer
+    from face_analysis.models.compiled import available_cores
     from face_analysis.serving import app
 
-    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=args.threads, tta=args.tta,
-                            precision=args.precision)
+    threads = args.threads or available_cores()  # as many requests at once as cores, each with a copy of the model
+    analyzer = FaceAnalyzer(args.model_type, args.model_path, args.detector, threads=threads, tta=args.tta,
+                            precision=args.precision, parallel=threads)
     app.serve(analyzer, args.host, args.port, args.max_upload_mb)  # it says where it serves once bound
     return 0
 

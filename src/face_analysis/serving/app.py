@@ -134,7 +134,10 @@ def serve(analyzer: FaceAnalyzer, host: str = "127.0.0.1", port: int = 8000, max
 def _bind(host: str, port: int) -> socket.socket:
     """The listening socket (connections are queued from now on); one line naming the port or the host when it
     cannot be had."""
-    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY only on connections whose socket says TCP, and
+    # without it every answer waited for the client's delayed ACK (about 40 ms: 90 requests/s at most for /health)
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                              socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listening.bind((host, port))
