@@ -41,7 +41,7 @@ def main():
             side = analyzer.input_size
             small = [cv2.resize(chip, (size, size), interpolation=cv2.INTER_AREA) for chip in chips]
             crops = np.stack([cv2.resize(s, (side, side), interpolation=cv2.INTER_LINEAR) for s in small])
-            outputs[name] = analyzer.predict_crops(crops)
+            outputs[name] = analyzer.predict_crops(crops, [round(size * box_per_chip)] * len(crops))  # a face's size
         row = {"chip_px": size, "face_px": round(size * box_per_chip)}
         for name, out in outputs.items():
             row[f"{name}_mae"] = float(np.abs(out["age"] @ AGES - labels["age"].to_numpy()).mean())

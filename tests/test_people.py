@@ -119,7 +119,9 @@ def test_the_stem_is_found_where_it_is_facenets_own(monkeypatch):
     model, _ = compiled.load_lite_model(directory, "facenet", 1, stem_maps=True)
     assert model.stem_stage == "mixed_7a"
     info = store.read_model_info(directory, "facenet")
-    monkeypatch.setattr(store, "read_model_info", lambda *args: {**info, "whole_epochs": 1})  # a fine-tuned stem
+    fine_tuned = {**info, "whole_epochs": 1}  # a stem fine-tuned whole (such a model has no small-face part)
+    fine_tuned.pop("small_face_part", None)
+    monkeypatch.setattr(store, "read_model_info", lambda *args: fine_tuned)
     model, _ = compiled.load_lite_model(directory, "facenet", 1, stem_maps=True)
     assert model.stem_stage is None and set(model(np.zeros((1, 160, 160, 3), np.float32))) == {"age", "gender", "race"}
 

@@ -151,7 +151,8 @@ class FaceAnalyzer:
     def finish(self, prepared: list[PreparedImage]) -> list[list[FacePrediction]]:
         """The faces of each prepared image, the crops of all of them going through the model together."""
         crops = [p.crops for p in prepared if p.crops is not None]
-        outputs = self.predict_crops(np.concatenate(crops)) if crops else None
+        sizes = [face_size(d.box) for p in prepared for d, ok in zip(p.detections, p.analysable) if ok]
+        outputs = self.predict_crops(np.concatenate(crops), sizes) if crops else None
         start, results = 0, []
         for p in prepared:
             count = sum(p.analysable)
@@ -173,19 +174,22 @@ class FaceAnalyzer:
         return np.stack([face_crop.crop_face(image, box, size, crop["scale"] * widen, crop["shift_y"])
                          for box in boxes])
 
-    def predict_crops(self, crops: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
-        """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops."""
+    def predict_crops(self, crops: np.ndarray, sizes=None, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Softmax outputs ("age", "gender", "race") for a batch of model-sized RGB crops; sizes: their faces'
+        sizes in pixels, for a model with a part for small faces (models.small_faces)."""
         outputs = {"age": [], "gender": [], "race": []}
         if self.embedder is not None and self.embedder.from_stem:
             outputs["stem_maps"] = []  # the crops' own, not their mirror images'
         for start in range(0, len(crops), batch_size):
             batch = np.asarray(crops[start:start + batch_size], np.float32)
             count = len(batch)
+            batch_sizes = None if sizes is None else np.asarray(sizes[start:start + batch_size])
             if self.tta:
                 batch = np.concatenate([batch, batch[:, :, ::-1]])
+                batch_sizes = None if batch_sizes is None else np.concatenate([batch_sizes, batch_sizes])
             model = self._models.get()  # waits while every copy is running
             try:
-                result = model(batch)
+                result = model(batch, batch_sizes)
             finally:
                 self._models.put(model)
             for key in outputs:

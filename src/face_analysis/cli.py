@@ -31,10 +31,10 @@ def _add_inference_options(parser) -> None:
                              "the time per face for under a point of accuracy; see the README)")
 
 
-def _add_model_and_data(parser, force_help: str) -> None:
+def _add_model_and_data(parser, force_help: str, data_required: bool = True) -> None:
     """--model_path, --data_path and --force of the commands that complete a saved model (quantize, calibrate)."""
     parser.add_argument("--model_path", type=Path, required=True, help="folder of the saved model")
-    parser.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=True,
+    parser.add_argument("--data_path", nargs="+", type=Path, metavar="PATH", required=data_required,
                         help="the data the model was trained on (as given to train)")
     parser.add_argument("--force", action="store_true", help=force_help)
 
@@ -162,7 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                   f"{CALIBRATION_IMAGES} images of its training part, check it against "
                                                   f"float32 on {AGREEMENT_IMAGES} others and add the files to its "
                                                   "folder. train does this itself; this is for older models.")
-    _add_model_and_data(quantize, "quantize with fewer training images than that (shared out alike; refused without)")
+    _add_model_and_data(quantize, "quantize with fewer training images than that (shared out alike; refused without)",
+                        data_required=False)
+    quantize.add_argument("--small_faces_from", type=Path, metavar="DIR",
+                          help="instead: add the int8 part after the stem of this facenet model (trained with "
+                               "--small_faces, the same stem) to --model_path, for faces under --small_faces_below")
+    quantize.add_argument("--small_faces_below", type=POSITIVE_INT, default=40, metavar="PX",
+                          help="with --small_faces_from: the face size (box's longer side) below which it answers "
+                               "(default 40)")
     calibrate = subcommands.add_parser("calibrate", parents=[common], help="store what `report` corrects with",
                                        description="Run a saved model on the validation parts of its data (as evaluate "
                                                    "does) and store its predictions with the true labels in its folder "

@@ -39,6 +39,10 @@ def _model_to_complete(args):
 
 
 def command_quantize(args) -> int:
+    if args.small_faces_from is not None:
+        return _attach_small_faces(args)
+    if not args.data_path:
+        raise UsageError("quantize needs --data_path (the data the model was trained on), or --small_faces_from DIR")
     require("quantize", "train", *TRAIN_MODULES)
     directory = _model_to_complete(args)
     _import_tensorflow(args)
@@ -46,6 +50,22 @@ def command_quantize(args) -> int:
 
     path = trainer.quantize(directory, args.data_path, force=args.force)
     print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _attach_small_faces(args) -> int:
+    """quantize --small_faces_from: another facenet model's part after the shared stem, for small faces."""
+    from face_analysis.models import small_faces
+    from face_analysis.models import store as model_store
+
+    if args.data_path:
+        raise UsageError("--small_faces_from takes no --data_path: it adds a part of a model already quantized")
+    directory = model_store.resolve_model_dir(None, args.model_path)
+    model_store.check_writable(directory)
+    info = small_faces.attach(directory, model_store.resolve_model_dir(None, args.small_faces_from),
+                              args.small_faces_below)
+    print(f"added the small-face part of {args.small_faces_from} to {directory}, for faces under "
+          f"{info['small_face_part']['below']} px", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from face_analysis import extras, paths
 from face_analysis.detection import crop as face_crop
 from face_analysis.models import compiled as lite_model
-from face_analysis.models.facenet_graph import GRAPH_SHA256, checked_bytes, graph_path, stem_output
+from face_analysis.models.facenet_graph import GRAPH_SHA256, after_stem, checked_bytes, graph_path
 
 EMBED_SIZE = 160  # FaceNet's input side
 EMBEDDING_DIM = 512
@@ -51,19 +51,13 @@ def _from_stem_model(stage: str):
     channels first) to the embeddings: the rest of the frozen graph, cut there, kept in the cache folder as
     OpenVINO's files with their sha256 (reading them is faster than the graph); None where no cut is found."""
     import openvino
-    import openvino.opset13 as ops
 
     path = paths.CACHE_DIR / "identity" / f"facenet-{GRAPH_SHA256[:16]}-from-{stage}.xml"
     if all(map(lite_model.cached_file_ok, (path, path.with_suffix(".bin")))):
         return openvino.Core().read_model(str(path))
-    model = _checked_model().clone()
-    cut = stem_output(model, stage)
-    if cut is None:
+    model = after_stem(_checked_model().clone(), stage)
+    if model is None:
         return None
-    maps = ops.parameter(cut.get_partial_shape(), cut.get_element_type(), name="stem_maps")
-    for target in list(cut.get_target_inputs()):
-        target.replace_source_output(maps.output(0))
-    model = openvino.Model([result.input_value(0) for result in model.get_results()], [maps], "facenet_from_stem")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.xml")
     openvino.save_model(model, str(tmp), compress_to_fp16=False)

@@ -23,6 +23,7 @@ from face_analysis.models import store as model_store
 
 OUTPUTS = {MAX_AGE + 1: "age", len(GENDERS): "gender", len(RACES): "race"}  # told apart by their sizes
 INT8_FILE, INT8_WEIGHTS = "model_int8.xml", "model_int8.bin"
+SMALL_FACES_FILE, SMALL_FACES_WEIGHTS = "small_faces_int8.xml", "small_faces_int8.bin"  # models.small_faces
 CALIBRATION_IMAGES = 256  # training images the int8 quantization measures its activation ranges on
 AGREEMENT_IMAGES = 300  # other training images on which int8 is checked against float32
 QUANTIZE_IMAGES = CALIBRATION_IMAGES + AGREEMENT_IMAGES  # `quantize` refuses fewer unless --force
@@ -126,9 +127,12 @@ class CompiledModel:
     """A model file (TFLite, or OpenVINO's .xml with its .bin) compiled by OpenVINO for this CPU, behind the
     same call as a Keras model: a batch of uint8-range images (float32) in, the softmax dict out. stem_stage (a
     facenet model's fine_tune_from, whose stem is FaceNet's own): the dict also holds "stem_maps", the output of
-    that frozen stem, for the identity embeddings (self.stem_stage None where the file has no such output)."""
+    that frozen stem, for the identity embeddings (self.stem_stage None where the file has no such output).
+    small_faces (the file of another model's part after that same stem, and a face size in pixels): faces
+    smaller than that, by the sizes given with the images, get that part's answers from their stem maps."""
 
-    def __init__(self, path: Path, num_threads: int | None = None, stem_stage: str | None = None):
+    def __init__(self, path: Path, num_threads: int | None = None, stem_stage: str | None = None,
+                 small_faces: tuple[Path, int] | None = None):
         import openvino
 
         core = openvino.Core()
@@ -150,11 +154,26 @@ class CompiledModel:
                       "ENABLE_CPU_PINNING": False}
             self.compiled = core.compile_model(model, "CPU", config)
             self.request = self.compiled.create_infer_request()
+            self.small_faces = None
+            if small_faces is not None:
+                if stem is None:
+                    raise model_store.ModelError(f"{path}: a small-face part, but no stem output to give it")
+                tail = core.compile_model(core.read_model(str(small_faces[0])), "CPU", config)
+                self.small_faces = (tail, tail.create_infer_request(), int(small_faces[1]))
             self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # warm-up
 
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    def __call__(self, images: np.ndarray, sizes=None) -> dict[str, np.ndarray]:
+        """The outputs for a batch of images; sizes (each face's size in pixels): the small ones answered by
+        the small-face part, where the model has one."""
         results = self.request.infer({0: np.ascontiguousarray(images, np.float32)})
-        return {name: np.array(results[self.compiled.outputs[index]]) for name, index in self.output_index.items()}
+        out = {name: np.array(results[self.compiled.outputs[index]]) for name, index in self.output_index.items()}
+        small = None if sizes is None or self.small_faces is None else np.asarray(sizes) < self.small_faces[2]
+        if small is not None and small.any():
+            tail, request, _ = self.small_faces
+            answers = request.infer({0: np.ascontiguousarray(out["stem_maps"][small])})
+            for output in tail.outputs:
+                out[OUTPUTS[int(output.partial_shape[-1].get_length())]][small] = answers[output]
+        return out
 
 
 def available_cores() -> int:
@@ -203,7 +222,9 @@ def load_lite_model(directory: Path, model_type: str | None = None, num_threads:
     its TFLite file when it is missing or does not match the sha256 recorded when it was built. stem_maps: a
     facenet model whose stem stayed FaceNet's own (not fine-tuned whole) also outputs that stem's maps."""
     info = model_store.read_model_info(directory, model_type)
-    stem_stage = (info.get("fine_tune_from") if stem_maps and info["model_type"] == "facenet"
+    small = info.get("small_face_part")  # a facenet model's part for small faces (models.small_faces)
+    small_faces = (Path(directory) / SMALL_FACES_FILE, small["below"]) if small else None
+    stem_stage = (info.get("fine_tune_from") if (stem_maps or small) and info["model_type"] == "facenet"
                   and not info.get("whole_epochs") else None)
     if precision == "int8":
         path = Path(directory) / INT8_FILE
@@ -211,7 +232,7 @@ def load_lite_model(directory: Path, model_type: str | None = None, num_threads:
             raise model_store.ModelError(
                 f"{directory}: this model has no int8 file ({INT8_FILE}); add it with `face-analysis quantize "
                 f"--model_path {directory} --data_path DATA...` or run it with --precision float32")
-        return _compiled(path, num_threads, info, stem_stage), info
+        return _compiled(path, num_threads, info, stem_stage, small_faces), info
     path = tflite_path(directory)
     if not cached_file_ok(path):
         extras.require("--precision float32 (its first run builds the export)", "train", "tensorflow", "keras")
@@ -225,12 +246,13 @@ def load_lite_model(directory: Path, model_type: str | None = None, num_threads:
         with quiet_stderr():
             model, info = model_store.load_model(directory, model_type)
         write_tflite(model, directory)
-    return _compiled(path, num_threads, info, stem_stage), info
+    return _compiled(path, num_threads, info, stem_stage, small_faces), info
 
 
-def _compiled(path: Path, num_threads: int | None, info: dict, stem_stage: str | None) -> CompiledModel:
+def _compiled(path: Path, num_threads: int | None, info: dict, stem_stage: str | None,
+              small_faces: tuple[Path, int] | None) -> CompiledModel:
     try:
-        compiled = CompiledModel(path, num_threads, stem_stage)
+        compiled = CompiledModel(path, num_threads, stem_stage, small_faces)
     except (ValueError, RuntimeError) as error:
         raise model_store.ModelError(f"{path}: unusable TFLite file ({error})") from None
     if compiled.input_size != info["input_size"]:

@@ -50,3 +50,19 @@ def stem_output(model, stage: str):
         return concats[0].output(0)
     pools = [value.get_node() for value in concats[0].input_values() if value.get_node().get_type_name() == "MaxPool"]
     return pools[0].input_value(0) if len(pools) == 1 else None
+
+
+def after_stem(model, stage: str):
+    """The part of an OpenVINO model of FaceNet (the frozen graph, or a facenet model's file) after the stem of a
+    model fine-tuned from `stage`, as a model of its own whose input is that stem's output (channels first,
+    named "stem_maps"); None where the stem's end is not found. The model is changed: give it a copy."""
+    import openvino
+    import openvino.opset13 as ops
+
+    cut = stem_output(model, stage)
+    if cut is None:
+        return None
+    maps = ops.parameter(cut.get_partial_shape(), cut.get_element_type(), name="stem_maps")
+    for target in list(cut.get_target_inputs()):
+        target.replace_source_output(maps.output(0))
+    return openvino.Model([result.input_value(0) for result in model.get_results()], [maps], "after_stem")

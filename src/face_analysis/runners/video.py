@@ -127,7 +127,7 @@ class _ModelWorker:
     def _work(self):
         while (job := self.jobs.get()) is not None:
             tracks, crops, identity = job
-            outputs = self.analyzer.predict_crops(crops)
+            outputs = self.analyzer.predict_crops(crops, [face_size(t.box) for t in tracks])
             self.done.put((tracks, outputs, _embedded(self.analyzer, identity, outputs)))
 
     def stop(self):
@@ -210,7 +210,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
                 new = [t for t in analysable if t.updates == 0 and not t.pending]
                 if new:  # a new face is labelled before it is first drawn
                     crops = analyzer.crops(rgb, [t.box for t in new])
-                    outputs = analyzer.predict_crops(crops)
+                    outputs = analyzer.predict_crops(crops, [face_size(t.box) for t in new])
                     _apply(people, new, outputs, _embedded(analyzer, _identity_job(analyzer, rgb, new, crops), outputs))
                     summary.model_runs += len(new)
                     for track in new:
