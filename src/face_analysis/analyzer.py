@@ -94,8 +94,7 @@ class FaceAnalyzer:
         self._models = queue.SimpleQueue()  # the copies of the model free to run: a caller takes one, then puts it back
         self._models.put(self.model)
         for _ in range(copies - 1):
-            self._models.put(lite_model.load_lite_model(directory, model_type, model_threads, precision,
-                                                        stem_maps=people)[0])
+            self._models.put(self.model.copy())
         self.model_type = self.info["model_type"]
         self.input_size = int(self.info["input_size"])
         self.detector_name, self.detect_size, self.min_face, self.tta = detector, detect_size, min_face, tta

@@ -135,6 +135,7 @@ class CompiledModel:
                  small_faces: tuple[Path, int] | None = None):
         import openvino
 
+        self._made_from = (path, num_threads, stem_stage, small_faces)
         core = openvino.Core()
         core.set_property({"CACHE_DIR": str(paths.CACHE_DIR / "openvino")})  # compiled once per file and CPU
         with quiet_stderr():
@@ -161,6 +162,10 @@ class CompiledModel:
                 tail = core.compile_model(core.read_model(str(small_faces[0])), "CPU", config)
                 self.small_faces = (tail, tail.create_infer_request(), int(small_faces[1]))
             self(np.zeros((1, self.input_size, self.input_size, 3), np.float32))  # warm-up
+
+    def copy(self) -> CompiledModel:
+        """Another compiled copy of the same files, for another thread (the files were checked already)."""
+        return CompiledModel(*self._made_from)
 
     def __call__(self, images: np.ndarray, sizes=None) -> dict[str, np.ndarray]:
         """The outputs for a batch of images; sizes (each face's size in pixels): the small ones answered by
