@@ -57,6 +57,22 @@ def test_keep_apart_splits_what_the_linkage_left_together():
     assert labels[0] == labels[2] and len({labels[0], labels[1], labels[3]}) == 3
 
 
+def test_new_faces_continue_the_earlier_numbers():
+    """--resume: new faces of earlier people take their numbers (the majority's, where two earlier numbers are
+    one person now), faces of nobody seen before numbers after the largest, never twice in one photo."""
+    centres = np.eye(512, dtype=np.float32)[:4]
+    earlier = unit_rows(centres[:2], 3, 0.01)  # people 5 (one face numbered 9 by an earlier, looser clustering), 2
+    earlier_people = [5, 5, 9, 2, 2, 2]
+    new = unit_rows(centres[[1, 3, 0, 3]], 1, 0.01, seed=1)
+    photos = [f"old{i}" for i in range(6)] + ["x", "y", "z", "y"]
+    people = clustering.continue_people(earlier, earlier_people, new, photos)
+    assert people.tolist() == [2, 10, 5, 11]  # centre 3 twice in photo y: two people
+    assert clustering.continue_people(earlier, earlier_people, new[:0]).tolist() == []
+    assert clustering.continue_people(earlier[:0], [], new[:1]).tolist() == [1]
+    with pytest.raises(ValueError, match="6 embeddings for 2 person numbers"):
+        clustering.continue_people(earlier, [1, 2], new)
+
+
 def test_single_linkage_components_are_there_for_comparison():
     rows = unit_rows(np.eye(512, dtype=np.float32)[:2], 4, 0.01)
     assert clustering.cluster_embeddings(rows, method="components").tolist() == [1] * 4 + [2] * 4

@@ -128,6 +128,28 @@ def test_a_person_has_the_mean_of_their_faces_probabilities(tmp_path):
     assert people.to_json()["people"] == 2
 
 
+def test_screen_time_weighs_each_person_by_their_frames(tmp_path):
+    """Person 1 (a woman) in 3 frames, person 2 (a man) in 1: 75 % of the time on screen is a woman's, 50 % of
+    the people; the bootstrap draws people, so the interval is that of two people, not of four faces."""
+    frames = [{"frame": i, "image": "clip.mp4", "model": "facenet",
+               "faces": [{**face(p), "person": person, "box": [10 * i, 0, 60, 60]}]}
+              for i, (p, person) in enumerate([(0.9, 1), (0.9, 1), (0.9, 1), (0.1, 2)])]
+    path = tmp_path / "frames.json"
+    path.write_text(json.dumps(frames))
+    calibration = build_calibration(synthetic.simulate(500, seed=3), "facenet")
+    timed = report(path, calibration, method="cc", bootstrap=200, count="screen_time")
+    assert timed.people == 2 and timed.count == "screen_time" and timed.to_json()["count"] == "screen_time"
+    assert timed.attributes["gender"]["female"].counted == pytest.approx(0.75)
+    assert timed.attributes["gender"]["female"].estimate == pytest.approx(0.75)
+    low, high = timed.attributes["gender"]["female"].low, timed.attributes["gender"]["female"].high
+    assert low == pytest.approx(0) and high == pytest.approx(1)  # two people drawn: none, one or both women
+    assert "weighed by time on screen" in timed.to_text()
+    photos = tmp_path / "photos.json"
+    photos.write_text(json.dumps([{k: v for k, v in f.items() if k != "frame"} for f in frames]))
+    with pytest.raises(ReportError, match="no video frames"):
+        report(photos, calibration, bootstrap=0, count="screen_time")
+
+
 def test_person_values_that_are_not_person_numbers_are_refused():
     assert person_numbers("f", [1, None, float("nan"), 3.0]).tolist() == [1, -1, -1, 3]
     for bad in ([0], [1.5], ["x"], [-2]):
@@ -136,7 +158,7 @@ def test_person_values_that_are_not_person_numbers_are_refused():
 
 
 @pytest.mark.parametrize("options, message", [
-    (("--people", "--resume", "--jsonl", "r.jsonl"), "--resume cannot continue a --people run"),
+    (("--people", "--resume", "--jsonl", "r.jsonl"), "--resume --people needs --embeddings FILE"),
     (("--embeddings", "e.npz"), "--embeddings needs --people"),
     (("--people", "--embeddings", "-"), "--embeddings: give a file"),
 ])
@@ -146,6 +168,45 @@ def test_refusals_are_one_line_with_status_2(options, message, astronaut_jpg, tm
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and message in error
     assert not (tmp_path / "r.jsonl").exists() and not (tmp_path / "e.npz").exists()
+
+
+def test_resume_numbers_new_faces_on_from_the_earlier_run(astronaut_jpg, camera_jpg, tmp_path, capsys):
+    """--resume --people: the earlier faces keep their numbers, a new photo of a person seen before gets that
+    person's, and the --embeddings file then holds every face; a file of another run is refused."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "b.jpg").write_bytes(camera_jpg.read_bytes())
+    (folder / "c.jpg").write_bytes(astronaut_jpg.read_bytes())
+    lines, saved, every = tmp_path / "r.jsonl", tmp_path / "faces.npz", tmp_path / "all.json"
+    common = ("--people", "--model_type", "normal", "--jsonl", lines, "--embeddings", saved, "--quiet")
+    assert run_cli("run", "--img", folder, *common) == 0
+    before = persons_by_image(json.loads(line) for line in lines.read_text().splitlines())
+    assert sorted(before) == ["b.jpg", "c.jpg"] and before["b.jpg"] != before["c.jpg"]
+    (folder / "a.jpg").write_bytes(astronaut_jpg.read_bytes())  # new, before the others in the folder's order
+    (folder / "d.jpg").write_bytes(camera_jpg.read_bytes())
+    other = tmp_path / "other.npz"
+    np.savez(other, image=np.array([str(folder / "b.jpg")]), face=np.array([0]), person=np.array([7]),
+             embedding=np.ones((1, 512), np.float32) / np.sqrt(512))
+    capsys.readouterr()
+    assert run_cli("run", "--img", folder, *common[:-3], "--embeddings", other, "--resume") == 2
+    assert "not the file of the run being continued" in capsys.readouterr().err
+    assert run_cli("run", "--img", folder, *common, "--resume", "--json", every) == 0
+    after = persons_by_image(json.loads(every.read_text()))
+    assert after == {**before, "a.jpg": before["c.jpg"], "d.jpg": before["b.jpg"]}
+    assert persons_by_image(json.loads(line) for line in lines.read_text().splitlines()) == after
+    with np.load(saved) as embeddings:
+        names = [name.rsplit("/", 1)[-1] for name in embeddings["image"]]
+        assert sorted(names) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+        assert dict(zip(names, embeddings["person"].tolist())) == {name: people[0] for name, people in after.items()}
+
+
+def test_resume_people_onto_results_without_people_is_refused(astronaut_jpg, tmp_path, capsys):
+    lines = tmp_path / "r.jsonl"
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--jsonl", lines, "--quiet") == 0
+    assert run_cli("run", "--img", astronaut_jpg, "--model_type", "normal", "--jsonl", lines, "--quiet",
+                   "--people", "--resume", "--embeddings", tmp_path / "e.npz") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "have no person number" in error and not (tmp_path / "e.npz").exists()
 
 
 def make_people_video(path, astronaut_jpg, camera_jpg, frames: int = 12, gap: int = 8, fps: int = 10):
@@ -178,6 +239,14 @@ def test_video_people_who_leave_and_come_back_are_two_people(astronaut_jpg, came
         capsys.readouterr().err
     assert run_cli("report", target, "--count", "people", "--bootstrap", 0, "--json", tmp_path / "r.json") == 0
     assert json.loads((tmp_path / "r.json").read_text())["people"] == 2
+    page = tmp_path / "time.html"
+    assert run_cli("report", target, "--count", "screen_time", "--json", tmp_path / "t.json", "--html", page) == 0
+    on_screen = json.loads((tmp_path / "t.json").read_text())
+    assert on_screen["people"] == 2 and on_screen["count"] == "screen_time" and "time on screen" in page.read_text()
+    woman = {p: np.mean([x["gender_probability"] if x["gender"] == "female" else 1 - x["gender_probability"]
+                         for f in frames for x in f["faces"] if x.get("person") == p]) > 0.5 for p in (1, 2)}
+    female = sum(seconds[p] for p in (1, 2) if woman[p]) / (seconds[1] + seconds[2])  # by the mean of each's faces
+    assert on_screen["attributes"]["gender"]["female"]["counted"] == pytest.approx(female, abs=1e-4)
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -82,6 +82,27 @@ def test_people_with_ray_are_numbered_as_by_the_local_engine(cluster, astronaut_
         assert embeddings["embedding"].shape == (4, 512) and sorted(set(embeddings["person"])) == [1, 2]
 
 
+def test_people_resumed_with_ray_keep_their_numbers(cluster, astronaut_jpg, camera_jpg, tmp_path):
+    """--resume --people on Ray after a local run: the earlier faces' numbers stay, new photos of them join."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, photo in (("a.jpg", astronaut_jpg), ("b.jpg", camera_jpg)):
+        (folder / name).write_bytes(photo.read_bytes())
+    lines, saved = tmp_path / "r.jsonl", tmp_path / "faces.npz"
+    assert run_cli("run", "--img", folder, "--people", "--model_type", "normal", "--jsonl", lines,
+                   "--embeddings", saved, "--quiet") == 0
+    before = {Path(r["image"]).name: r["faces"][0]["person"] for r in map(json.loads, lines.read_text().splitlines())}
+    for name, photo in (("c.jpg", camera_jpg), ("d.jpg", astronaut_jpg)):
+        (folder / name).write_bytes(photo.read_bytes())
+    process = ray_run(cluster, "--img", folder, "--people", "--jsonl", lines, "--embeddings", saved, "--resume")
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    after = {Path(r["image"]).name: r["faces"][0]["person"] for r in map(json.loads, lines.read_text().splitlines())}
+    assert after == {**before, "c.jpg": before["b.jpg"], "d.jpg": before["a.jpg"]}
+    with np.load(saved) as embeddings:
+        assert len(embeddings["person"]) == 4
+
+
 def test_an_actor_killed_during_the_job_loses_no_image(cluster, photos, tmp_path):
     target = tmp_path / "ray.json"
     process = ray_run(cluster, "--img", photos, "--json", target)

@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "being gathered, which --resume redoes")
     scale.add_argument("--resume", action="store_true",
                        help="skip the images already in the --parquet folder or --jsonl file (rerun the same "
-                            "command after an interruption); the other outputs get them first")
+                            "command after an interruption); the other outputs get them first; with --people, "
+                            "give the earlier run's --embeddings file: its people keep their numbers")
     scale.add_argument("--jsonl", metavar="FILE", help="write results as JSON Lines: one object a line, each line "
                                                        "whole on disk as soon as its image is done")
     scale.add_argument("--read_timeout", type=POSITIVE_SECONDS, default=60.0, metavar="SECONDS",

@@ -101,9 +101,9 @@ def _check_run_args(args) -> None:
         raise UsageError("--embeddings needs --people (the embeddings are those --people computes)")
     if args.embeddings == "-":
         raise UsageError("--embeddings: give a file (.npz), not standard output")
-    if args.people and args.resume:
-        raise UsageError("--resume cannot continue a --people run: the faces done before would need their "
-                         "embeddings, which are never stored; rerun the whole collection without --resume")
+    if args.people and args.resume and args.embeddings is None:
+        raise UsageError("--resume --people needs --embeddings FILE: the faces done before are clustered with the "
+                         "new ones by the embeddings the earlier run wrote there")
 
 
 def command_run(args) -> int:

@@ -116,6 +116,39 @@ def keep_apart(embeddings: np.ndarray, labels: np.ndarray, photos: np.ndarray) -
     return labels
 
 
+def continue_people(earlier: np.ndarray, earlier_people, embeddings, photos=None, **options) -> np.ndarray:
+    """Person numbers for new faces (`embeddings`) that continue those of earlier faces (`earlier`, numbered
+    `earlier_people`), as `run --people --resume` needs: all clustered together (cluster_embeddings, photos:
+    each row's photo, earlier rows first); a new face whose person holds earlier faces takes the number most of
+    them have, other people get numbers after the largest earlier one, in the order their first face comes, and
+    a number already given to a face of the same photo is never given twice. The earlier faces keep theirs."""
+    embeddings = np.asarray(embeddings, np.float32)
+    earlier = np.asarray(earlier, np.float32).reshape(-1, embeddings.shape[-1])
+    earlier_people = np.asarray(earlier_people, np.int64).reshape(-1)
+    if len(earlier) != len(earlier_people):
+        raise ValueError(f"earlier: {len(earlier)} embeddings for {len(earlier_people)} person numbers")
+    if len(embeddings) == 0:
+        return np.zeros(0, np.int64)
+    labels = cluster_embeddings(np.concatenate([earlier, embeddings]), photos=photos, **options)
+    count = len(earlier)
+    number: dict[int, int] = {}
+    for label in np.unique(labels[:count]).tolist():
+        held, times = np.unique(earlier_people[labels[:count] == label], return_counts=True)
+        number[label] = int(held[np.argmax(times)])
+    next_number = int(earlier_people.max(initial=0)) + 1
+    people, given = np.zeros(len(embeddings), np.int64), set()
+    for index, label in enumerate(labels[count:].tolist()):
+        if label not in number:
+            number[label], next_number = next_number, next_number + 1
+        photo = None if photos is None else photos[count + index]
+        person = number[label]
+        if photo is not None and (photo, person) in given:  # two earlier people joined now: one face each
+            person, next_number = next_number, next_number + 1
+        people[index] = person
+        given.add((photo, person))
+    return people
+
+
 def first_seen_numbers(labels) -> np.ndarray:
     """Labels renumbered 1, 2, ... in the order each first appears."""
     labels = np.asarray(labels)

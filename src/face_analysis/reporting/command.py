@@ -16,7 +16,8 @@ from face_analysis.reporting.people import COUNTS
 from face_analysis.reporting.quantify import DEFAULT_METHODS, METHODS
 from face_analysis.reporting.report import MAX_BOOTSTRAP, MIN_BOOTSTRAP
 
-DESCRIPTION = ("The share of each race, gender and age group among the faces (or, --count people, the people) of "
+DESCRIPTION = ("The share of each race, gender and age group among the faces (or, --count people, the people; "
+               "--count screen_time, their time on screen in a video) of "
                "run's results (JSON, JSONL, CSV, Parquet folders), counted and corrected for the model's errors with "
                "a 95 % interval.")
 
@@ -55,7 +56,8 @@ def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML page with bar charts")
     parser.add_argument("--count", choices=COUNTS, default="faces",
                         help="faces: every face (default); people: each person of `run --people`'s results once, "
-                             "with the mean of their faces' probabilities (docs/people.md)")
+                             "with the mean of their faces' probabilities; screen_time: video results, each person "
+                             "weighed by the frames they are in (docs/people.md)")
     parser.add_argument("--by", choices=tuple(ATTRIBUTES),
                         help="also give the other attributes' shares within each class of this one")
     parser.add_argument("--model_path", metavar="DIR",

@@ -57,12 +57,16 @@ def _section(title: str, shares: dict, confidence: float, unit: str) -> list[str
 
 def report_html(report) -> str:
     """The page of a reporting.report.Report."""
-    skipped, unit = report.skipped, "faces" if report.people is None else "people"
+    skipped = report.skipped
+    unit = {"faces": "faces", "people": "people"}.get(report.count, "time on screen")
     parts = ["<!doctype html><html lang=en><head><meta charset=utf-8>",
              "<title>Face Analysis: collection report</title>", f"<style>{STYLE}</style></head><body>",
              f"<h1>Collection report: {unit} counted</h1>",
-             "" if report.people is None else f"<p>Each of <b>{report.people} people</b> (<code>run --people</code>) "
+             "" if report.count != "people" else f"<p>Each of <b>{report.people} people</b> (<code>run --people</code>) "
              "counted once, with the mean of their faces' probabilities; the shares below are of people.</p>",
+             "" if report.count != "screen_time" else f"<p>Each of <b>{report.people} people</b> (<code>run --video "
+             "--people</code>) weighed by their time on screen (the frames they are in), with the mean of their "
+             "faces' probabilities; the shares below are of time on screen.</p>",
              f"<p>{report.faces} faces analysed; {skipped['too_small']} too small (left out), "
              f"{skipped['no_face']} images without a face, {skipped['failed']} failed. Model "
              f"{html.escape(str(report.model or 'not named'))}; correction <b>{html.escape(report.method)}</b> "

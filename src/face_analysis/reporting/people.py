@@ -1,6 +1,7 @@
 """`report --count people`: each person of `run --people`'s results counted once, their attributes the mean of
 their faces' probabilities (from every face of theirs, so more accurate than one face); the correction and the
-intervals then run on the people as they run on faces.
+intervals then run on the people as they run on faces. `--count screen_time` (video results): each person
+weighed by the frames they are in, the bootstrap drawing people with their weights.
 
 A person is a number within one input given to `report` (one run's results): the same number in two inputs is
 two people, since person numbers mean nothing outside the run that gave them."""
@@ -10,7 +11,7 @@ import numpy as np
 
 from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
 
-COUNTS = ("faces", "people")  # what `report --count` counts (default faces)
+COUNTS = ("faces", "people", "screen_time")  # what `report --count` counts (default faces)
 
 
 class PeopleTotals:
@@ -50,9 +51,15 @@ class PeopleTotals:
         count = len(self.rows)
         return {a: s[:count] / self.counts[:count, None] for a, s in self.sums.items()}
 
-    def notes(self) -> list[str]:
+    def frames(self) -> np.ndarray:
+        """Each person's faces in the results: in a video's, the frames they are in (their time on screen)."""
+        return self.counts[:len(self.rows)].astype(np.float64)
+
+    def notes(self, count: str = "people") -> list[str]:
         notes = [f"people counted once each ({len(self.rows)} people in {self.faces} faces), each with the mean of "
-                 "their faces' probabilities"]
+                 "their faces' probabilities" if count == "people" else
+                 f"each of {len(self.rows)} people weighed by their time on screen (the frames they are in, "
+                 f"{self.faces} faces in all), each with the mean of their faces' probabilities"]
         if self.unnumbered:
             notes.append(f"{self.unnumbered} analysed faces have no person (too small to tell apart) and are left out")
         if len(self.inputs) > 1:
@@ -62,7 +69,7 @@ class PeopleTotals:
 
 
 def people_totals(count: str, attributes) -> PeopleTotals | None:
-    """The totals that `count` "people" gathers; None for "faces"."""
+    """The totals that `count` "people" or "screen_time" gathers; None for "faces"."""
     if count not in COUNTS:
-        raise ReportError(f"count {count!r}: {' or '.join(COUNTS)}")
-    return PeopleTotals(attributes) if count == "people" else None
+        raise ReportError(f"count {count!r}: {', '.join(COUNTS[:-1])} or {COUNTS[-1]}")
+    return None if count == "faces" else PeopleTotals(attributes)

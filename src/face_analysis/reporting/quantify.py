@@ -59,10 +59,11 @@ def _clip(probs: np.ndarray) -> np.ndarray:
     return probs / probs.sum(1, keepdims=True)
 
 
-def counted(probs: np.ndarray) -> np.ndarray:
-    """Shares of the most probable class (classify and count)."""
+def counted(probs: np.ndarray, weights=None) -> np.ndarray:
+    """Shares of the most probable class (classify and count; weights: each face's, default 1)."""
     probs = np.asarray(probs)
-    return np.bincount(probs.argmax(1), minlength=probs.shape[1]) / max(len(probs), 1)
+    found = np.bincount(probs.argmax(1), weights, minlength=probs.shape[1])
+    return found / max(found.sum(), 1e-12)
 
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
@@ -89,12 +90,13 @@ def simplex_least_squares(matrix: np.ndarray, target: np.ndarray, iterations: in
 
 
 def em_priors(probs: np.ndarray, source_prior: np.ndarray, tolerance: float = 1e-6,
-              iterations: int = 1000) -> np.ndarray:
-    """Saerens-Latinne-Decaestecker EM: the class shares of `probs` (posteriors under `source_prior`)."""
+              iterations: int = 1000, weights=None) -> np.ndarray:
+    """Saerens-Latinne-Decaestecker EM: the class shares of `probs` (posteriors under `source_prior`; weights:
+    each face's, default 1)."""
     prior = source_prior.copy()
     for _ in range(iterations):
         weighted = probs * (prior / source_prior)
-        new = (weighted / weighted.sum(1, keepdims=True)).mean(0)
+        new = np.average(weighted / weighted.sum(1, keepdims=True), axis=0, weights=weights)
         if np.abs(new - prior).max() < tolerance:
             return new
         prior = new
@@ -241,18 +243,18 @@ class Quantifier:
             return _clip(_softmax_of(bcts_features(probs), self.bcts))
         return _clip(joint([np.asarray(p, np.float64) for p in probs]))
 
-    def estimate(self, probs: list[np.ndarray]) -> np.ndarray:
-        """The collection's shares of the (joint) classes."""
+    def estimate(self, probs: list[np.ndarray], weights=None) -> np.ndarray:
+        """The collection's shares of the (joint) classes (weights: each face's, default 1)."""
         if self.method == "cc":
-            return counted(joint(probs))
+            return counted(joint(probs), weights)
         scores = self.transform(probs)
         if self.method == "pcc":
-            return scores.mean(0)
+            return np.average(scores, axis=0, weights=weights)
         if self.method == "acc":
-            return simplex_least_squares(self.matrix, counted(scores))
+            return simplex_least_squares(self.matrix, counted(scores, weights))
         if self.method == "pacc":
-            return simplex_least_squares(self.matrix, scores.mean(0))
-        return em_priors(scores, self.source_prior)
+            return simplex_least_squares(self.matrix, np.average(scores, axis=0, weights=weights))
+        return em_priors(scores, self.source_prior, weights=weights)
 
 
 @dataclass
@@ -267,12 +269,15 @@ class Estimate:
 
 
 def estimate(method: str, calibration_probs: list[np.ndarray], calibration_labels: list[np.ndarray],
-             probs: list[np.ndarray], bootstrap: int = 200, seed: int = 0, max_faces: int = 100_000) -> Estimate:
+             probs: list[np.ndarray], bootstrap: int = 200, seed: int = 0, max_faces: int = 100_000,
+             weights=None) -> Estimate:
     """The method's shares of a collection and `bootstrap` replicates, each refitted on a resample of the
-    calibration set and applied to a resample of the collection (of at most max_faces faces)."""
+    calibration set and applied to a resample of the collection (of at most max_faces faces). weights: each
+    face's (`report --count screen_time`: a person's frames), default 1; the resample draws the rows (people)
+    and they keep their weights."""
     rng = np.random.default_rng(seed)
     whole = Quantifier.fit(method, calibration_probs, calibration_labels)
-    point = whole.estimate(probs)
+    point = whole.estimate(probs, weights)
     n, m = len(probs[0]), len(calibration_labels[0])
     if method.startswith("emq"):
         max_faces = min(max_faces, EM_BOOTSTRAP_FACES)
@@ -282,9 +287,9 @@ def estimate(method: str, calibration_probs: list[np.ndarray], calibration_label
         fitted = Quantifier.fit(method, [p[rows] for p in calibration_probs], [y[rows] for y in calibration_labels],
                                 whole)
         faces = rng.integers(0, n, min(n, max_faces))
-        replicates.append(fitted.estimate([p[faces] for p in probs]))
+        replicates.append(fitted.estimate([p[faces] for p in probs], None if weights is None else weights[faces]))
     k = point.shape[0]
-    return Estimate(point, np.array(replicates).reshape(-1, k), counted(joint(probs)))
+    return Estimate(point, np.array(replicates).reshape(-1, k), counted(joint(probs), weights))
 
 
 def interval(point: np.ndarray, replicates: np.ndarray, confidence: float = 0.95, allowance: float = 0.0,

@@ -45,7 +45,7 @@ class GroupReport:
     """The faces of one class of the `by` attribute: its share and the other attributes' shares within it."""
 
     share: ClassShare
-    counted_faces: int  # faces whose most probable class it is
+    counted_faces: int  # faces whose most probable class it is (people; screen_time: frames of people)
     attributes: dict[str, dict[str, ClassShare]]
 
 
@@ -62,13 +62,15 @@ class Report:
     groups: dict[str, GroupReport] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     people: int | None = None  # counting people: how many (the shares are then of them, not of the faces)
+    count: str = "faces"  # what the shares are of: faces, people, or screen_time (people weighed by frames)
 
     def to_json(self) -> dict:
         """Issue 24's schema; with `by`, "by": {"attribute": ..., "groups": {class: {"share": {...},
         "attributes": {...}}}} as well."""
         data = {"faces": self.faces, "skipped": dict(self.skipped),
                 "attributes": {a: {c: s.to_json() for c, s in shares.items()} for a, shares in self.attributes.items()},
-                "method": self.method, "model": self.model, **({} if self.people is None else {"people": self.people})}
+                "method": self.method, "model": self.model, **({} if self.people is None else {"people": self.people}),
+                **({} if self.count == "faces" else {"count": self.count})}
         if self.by:
             data["by"] = {"attribute": self.by, "groups": {
                 name: {"share": g.share.to_json(), "counted_faces": g.counted_faces,
@@ -80,7 +82,8 @@ class Report:
     def to_text(self) -> str:
         """A table per attribute (and per group with `by`): counted share, corrected share, interval."""
         level = f"{self.confidence:.0%}".replace("%", " %")
-        counted = "" if self.people is None else f"{self.people} people counted once each, in "
+        counted = "" if self.people is None else (f"{self.people} people counted once each, in " if self.count ==
+                                                  "people" else f"{self.people} people weighed by time on screen, in ")
         lines = [f"{counted}{self.faces} faces analysed ({self.skipped['too_small']} too small, left out; "
                  f"{self.skipped['no_face']} images without a face; {self.skipped['failed']} failed), "
                  f"model {self.model or 'not named'}, method {self.method}, calibration set "
@@ -101,30 +104,36 @@ class Report:
 
 
 class _Sample:
-    """A uniform sample of at most `size` faces (random keys, the smallest kept) and exact argmax counts."""
+    """A uniform sample of at most `size` faces (random keys, the smallest kept) and exact argmax counts; each
+    face may carry a weight (screen_time: a person's frames), which the counts and the sample keep."""
 
     def __init__(self, attributes: list[str], by: str | None, size: int, seed: int):
         self.attributes, self.by, self.size = attributes, by, size
         self.rng = np.random.default_rng(seed)
         self.parts = {a: [] for a in attributes}
         self.keys: list[np.ndarray] = []
-        self.faces, self.kept = 0, 0
-        self.counts = {a: np.zeros(len(ATTRIBUTES[a]), np.int64) for a in attributes}
-        self.pair_counts = {a: np.zeros((len(ATTRIBUTES[a]), len(ATTRIBUTES[by])), np.int64)
+        self.weights: list[np.ndarray] = []
+        self.faces, self.kept, self.weight, self.weighted = 0, 0, 0.0, False
+        self.counts = {a: np.zeros(len(ATTRIBUTES[a])) for a in attributes}
+        self.pair_counts = {a: np.zeros((len(ATTRIBUTES[a]), len(ATTRIBUTES[by])))
                             for a in attributes if by and a != by}
 
-    def add(self, probs: dict[str, np.ndarray]) -> None:
+    def add(self, probs: dict[str, np.ndarray], weights: np.ndarray | None = None) -> None:
         n = len(probs[self.attributes[0]])
         if not n:
             return
+        self.weighted |= weights is not None
+        weights = np.ones(n) if weights is None else np.asarray(weights, np.float64)
         self.faces += n
+        self.weight += float(weights.sum())
         best = {a: probs[a].argmax(1) for a in self.attributes}
         for a in self.attributes:
-            self.counts[a] += np.bincount(best[a], minlength=len(self.counts[a]))
+            self.counts[a] += np.bincount(best[a], weights, minlength=len(self.counts[a]))
         for a, counts in self.pair_counts.items():
-            np.add.at(counts, (best[a], best[self.by]), 1)
+            np.add.at(counts, (best[a], best[self.by]), weights)
         for a in self.attributes:
             self.parts[a].append(probs[a])
+        self.weights.append(weights)
         self.keys.append(self.rng.random(n))
         self.kept += n
         if self.kept > 2 * self.size:
@@ -134,6 +143,7 @@ class _Sample:
         keys = np.concatenate(self.keys)
         keep = np.argpartition(keys, self.size)[:self.size] if len(keys) > self.size else np.arange(len(keys))
         self.keys = [keys[keep]]
+        self.weights = [np.concatenate(self.weights)[keep]]
         for a in self.attributes:
             self.parts[a] = [np.concatenate(self.parts[a])[keep]]
         self.kept = len(keep)
@@ -141,6 +151,11 @@ class _Sample:
     def arrays(self) -> dict[str, np.ndarray]:
         self._compact()
         return {a: self.parts[a][0].astype(np.float64) for a in self.attributes}
+
+    def kept_weights(self) -> np.ndarray | None:
+        """The weights of the faces `arrays` gives (None: none was given a weight)."""
+        self._compact()
+        return self.weights[0] if self.weighted else None
 
 
 def _shares(names, point, replicates, confidence, counted, allowance: float = 0.0, span=None) -> dict[str, ClassShare]:
@@ -193,7 +208,8 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     intervals (0: none, the intervals are None; else MIN_BOOTSTRAP to MAX_BOOTSTRAP); the same face (image and
     box) read twice is counted once; stratified: see corrected_shares (shares within `by`
     groups are corrected on the joint classes of the two attributes alone); count: "faces", or "people"
-    (reporting.people: each person of `run --people` once, with the mean of their faces' probabilities)."""
+    (reporting.people: each person of `run --people` once, with the mean of their faces' probabilities), or
+    "screen_time" (video results: each person weighed by the frames they are in)."""
     if method is not None and method not in quantify.METHODS:
         raise ReportError(f"unknown method {method!r}; choose one of {', '.join(quantify.METHODS)}")
     attributes = [a for a in (attributes or ATTRIBUTES) if a in calibration.probs]
@@ -230,9 +246,13 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
             fresh = _fresh(seen, keys)
             skipped[kind] += int(fresh.sum())
             duplicates["faces" if kind == "too_small" else "images"] += int((~fresh).sum())
+    if count == "screen_time" and not sum(frames.values()):
+        raise ReportError(f"{', '.join(sources)}: no video frames (results of `run --img`); --count screen_time "
+                          "weighs each person by the frames they are in: give `run --video --people` results, or "
+                          "count people")
     if totals is not None:
-        sample.add(totals.means(sources))
-        notes += totals.notes()
+        sample.add(totals.means(sources), totals.frames() if count == "screen_time" else None)
+        notes += totals.notes(count)
     if not sample.faces:
         raise ReportError(f"{', '.join(sources) or 'the results'}: no analysed face in them ({skipped['too_small']} "
                           f"too small, {skipped['no_face']} images without a face, {skipped['failed']} failed)")
@@ -240,26 +260,26 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
                             1 if isinstance(paths, (str, Path)) else len(paths))
     if sample.faces > max_faces:
         notes.append(f"the corrected shares use a uniform sample of {max_faces} of the {sample.faces} faces")
-    probs = sample.arrays()
+    probs, weights = sample.arrays(), sample.kept_weights()
     notes += [f"{a}: counted, not corrected (no correction beat counting on the validation photos); its interval "
               "is widened by what counting misses there and spans the corrected shares"
               for a in attributes if method is None and methods[a] == "cc"]
     named = method or ", ".join(f"{a} {m}" for a, m in methods.items())
     result = Report(sample.faces if totals is None else totals.faces, skipped, {}, named,
                     model or calibration.model_type, confidence, len(calibration), by, {}, notes,
-                    None if totals is None else sample.faces)
+                    None if totals is None else sample.faces, count)
     for i, attribute in enumerate(attributes):
         found = corrected_shares(methods[attribute], calibration, probs, attribute, bootstrap, seed + i,
-                                 bootstrap_faces, stratified)
+                                 bootstrap_faces, stratified, weights)
         result.attributes[attribute] = _shares(ATTRIBUTES[attribute], found.point, found.replicates, confidence,
-                                               sample.counts[attribute] / sample.faces, found.allowance, found.span)
+                                               sample.counts[attribute] / sample.weight, found.allowance, found.span)
     if by:
         groups = ATTRIBUTES[by]
         within = {g: {} for g in groups}
         for i, attribute in enumerate(a for a in attributes if a != by):
             cal_probs, cal_labels = calibration.arrays([attribute, by])
             found = quantify.estimate(methods[attribute], cal_probs, cal_labels, [probs[attribute], probs[by]],
-                                      bootstrap, seed + 100 + i, bootstrap_faces)
+                                      bootstrap, seed + 100 + i, bootstrap_faces, weights)
             k = len(ATTRIBUTES[attribute])
             point = found.point.reshape(k, len(groups))
             replicates = found.replicates.reshape(-1, k, len(groups))
@@ -269,6 +289,6 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
                 shares = replicates[:, :, j] / np.maximum(replicates[:, :, j].sum(1, keepdims=True), 1e-12)
                 within[group][attribute] = _shares(ATTRIBUTES[attribute], share, shares, confidence,
                                                    counts[:, j] / max(counts[:, j].sum(), 1))
-        result.groups = {g: GroupReport(result.attributes[by][g], int(sample.counts[by][j]), within[g])
+        result.groups = {g: GroupReport(result.attributes[by][g], int(round(sample.counts[by][j])), within[g])
                          for j, g in enumerate(groups)}
     return result

@@ -1,7 +1,9 @@
 """`run --people`: every result held back with its faces' identity embeddings until all the images (or all the
 video's frames) are done, then the faces (video: the tracks, each by its faces' mean embedding, so that a person
 who leaves and comes back is one person) clustered once into people (FaceAnalyzer.cluster_faces) and the
-results given their person numbers. Nothing is written before: the numbers are known only at the end.
+results given their person numbers. Nothing is written before: the numbers are known only at the end. A run
+that --resume continues numbers its new faces on from the earlier ones' (identity.clustering.continue_people),
+whose embeddings come from the --embeddings file the earlier run wrote.
 
 Embeddings are biometric data: they stay in this process's memory unless the user asks for them with
 --embeddings FILE (write_embeddings)."""
@@ -14,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from face_analysis.analyzer import FaceAnalyzer
-from face_analysis.identity.embedding import EMBEDDING_DIM
+from face_analysis.errors import UsageError
+from face_analysis.identity import clustering
+from face_analysis.identity.embedding import EMBEDDING_DIM, IDENTITY_MIN_FACE
 from face_analysis.io.durable import output_error
 from face_analysis.io.writers import escaped_name
 from face_analysis.results import ImageResult
@@ -51,8 +55,26 @@ def write_embeddings(path, images: list[str], faces: list[int], vectors: np.ndar
         raise output_error("--embeddings", path, error) from None
 
 
+def read_embeddings(path) -> dict[tuple[str, int], tuple[str, np.ndarray, int]]:
+    """An --embeddings file's rows by (image_key of the image, face): (the image as named, embedding, person)."""
+    from face_analysis.runners.sink import row_key
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            rows = zip(data["image"].tolist(), data["face"].tolist(), data["embedding"].astype(np.float32),
+                       data["person"].tolist())
+            return {(row_key(image), int(face)): (image, vector, int(person)) for image, face, vector, person in rows
+                    if vector.shape == (EMBEDDING_DIM,)}
+    except FileNotFoundError:
+        raise UsageError(f"--embeddings {path}: no such file; --resume --people needs the embeddings the earlier "
+                         "run wrote there") from None
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"--embeddings {path}: not embeddings written by `run --people` ({error})") from None
+
+
 class ImagePeople:
-    """The results of `run --img --people`, each with its faces' embeddings, held until `numbered`."""
+    """The results of `run --img --people`, each with its faces' embeddings, held until `numbered`; with
+    --resume, the earlier results' people (`earlier`, then `continue_earlier`) numbered on."""
 
     def __init__(self, embeddings_path=None):
         if embeddings_path is not None:
@@ -62,6 +84,40 @@ class ImagePeople:
         self.vectors: list[np.ndarray] = []
         self.owners: list[tuple[int, int]] = []  # (result, face) of each embedding
         self.count = 0  # people, once numbered
+        self.earlier_faces: list[tuple[str, int, int]] = []  # --resume: (image_key, face, person) done before
+        self.earlier_unnumbered = 0  # --resume: faces done before large enough for a person but without one
+        self.earlier_rows: list[tuple[str, np.ndarray, int, int]] = []  # their (image, embedding, person, face)
+
+    def earlier(self, result: ImageResult, key: str) -> None:
+        """A result an earlier run wrote (--resume), its image's image_key."""
+        self.earlier_unnumbered += sum(face.person is None and not face.too_small and face.age is not None
+                                       and face.face_size >= IDENTITY_MIN_FACE for face in result.faces)
+        self.earlier_faces += [(key, index, face.person) for index, face in enumerate(result.faces)
+                               if face.person is not None]
+
+    def continue_earlier(self) -> None:
+        """The earlier faces' embeddings read from the --embeddings file; refused in one line when the results
+        done before are not of a --people run or the file does not hold their faces."""
+        if self.earlier_unnumbered:
+            raise UsageError(f"--resume --people: {self.earlier_unnumbered} face(s) done before have no person number "
+                             "(results of `run` without --people); write the new run elsewhere")
+        if not self.earlier_faces:
+            return
+        if self.embeddings_path is None:
+            raise UsageError("--resume --people needs --embeddings FILE, the embeddings the earlier run wrote: the "
+                             "faces done before are clustered with the new ones")
+        rows = read_embeddings(self.embeddings_path)
+        missing = [(key, face) for key, face, _ in self.earlier_faces if (key, face) not in rows]
+        if missing:
+            raise UsageError(f"--embeddings {self.embeddings_path}: holds no embedding for {len(missing)} of the "
+                             f"{len(self.earlier_faces)} faces done before (first: face {missing[0][1]} of "
+                             f"{missing[0][0]}): not the file of the run being continued")
+        for key, face, person in self.earlier_faces:
+            image, vector, written = rows[key, face]
+            if written != person:
+                raise UsageError(f"--embeddings {self.embeddings_path}: face {face} of {image} is person {written} "
+                                 f"there and person {person} in the results: not the file of the run being continued")
+            self.earlier_rows.append((image, vector, person, face))
 
     def add(self, result: ImageResult, identities: np.ndarray | None) -> None:
         """One image's result and its faces' embeddings (FaceAnalyzer.identities: a row of zeros, no person)."""
@@ -75,13 +131,21 @@ class ImagePeople:
         """The results in the order they came, every face given its person (None: too small to tell apart); the
         --embeddings file written."""
         vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, EMBEDDING_DIM), np.float32)
-        people = FaceAnalyzer.cluster_faces(vectors, [result for result, _ in self.owners])
-        self.count = len(set(people))
+        if self.earlier_rows:
+            images, earlier, earlier_people, faces = map(list, zip(*self.earlier_rows))
+            photos = [f"e{image}" for image in images] + [f"n{result}" for result, _ in self.owners]
+            people = clustering.continue_people(np.stack(earlier), earlier_people, vectors, photos).tolist()
+        else:
+            images, earlier, earlier_people, faces = [], [], [], []
+            people = FaceAnalyzer.cluster_faces(vectors, [result for result, _ in self.owners])
+        self.count = len(set(people) | set(earlier_people))
         for (result, face), person in zip(self.owners, people):
             self.results[result].faces[face].person = person
         if self.embeddings_path is not None:
-            write_embeddings(self.embeddings_path, [self.results[r].image for r, _ in self.owners],
-                             [face for _, face in self.owners], vectors, people)
+            write_embeddings(self.embeddings_path, images + [self.results[r].image for r, _ in self.owners],
+                             faces + [face for _, face in self.owners],
+                             np.concatenate([np.reshape(earlier, (-1, EMBEDDING_DIM)), vectors]),
+                             earlier_people + people)
         return self.results
 
 

@@ -98,7 +98,13 @@ class ResultSink:
         self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows, jsonl_path, resume)
         done: set[str] = set()
         if resume:
-            self._resume(done, parquet_dir, jsonl_path)
+            try:
+                self._resume(done, parquet_dir, jsonl_path)
+                if self.people is not None:
+                    self.people.continue_earlier()
+            except BaseException:
+                self.writers.close()  # each output closed valid, unlocked
+                raise
         self.pending, listed = [], set(done)
         for item in items:
             key = image_io.image_key(item_name(item))
@@ -127,17 +133,19 @@ class ResultSink:
                     key = row_key(row["image"], base)
                     if key not in done:
                         done.add(key)
-                        self._done_before(row, to_parquet=False, to_jsonl=key not in in_jsonl)
+                        self._done_before(row, key, to_parquet=False, to_jsonl=key not in in_jsonl)
         if in_jsonl:
             for row in durable.read_json_lines(jsonl_path, lines_end):
                 key = row_key(row["image"])
                 if key not in done:
                     done.add(key)
-                    self._done_before(row, to_parquet=True, to_jsonl=False)
+                    self._done_before(row, key, to_parquet=True, to_jsonl=False)
 
-    def _done_before(self, row: dict, to_parquet: bool, to_jsonl: bool) -> None:
+    def _done_before(self, row: dict, key: str, to_parquet: bool, to_jsonl: bool) -> None:
         result = ImageResult.from_json(row)
         self._count(result)
+        if self.people is not None:
+            self.people.earlier(result, key)
         self.writers.write(result, to_parquet=to_parquet, to_jsonl=to_jsonl)
 
     def _count(self, result: ImageResult) -> None:
