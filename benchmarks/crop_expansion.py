@@ -36,7 +36,7 @@ def main():
     scales = [round(base["scale"] * f, 3) for f in SCALE_FACTORS]
     shifts = [round(base["shift_y"] * f, 3) for f in SHIFT_FACTORS]
     directory = model_store.default_model_dir(args.model_type)
-    split = pd.read_csv(directory / "split.csv", dtype={"sha256": str})
+    split = model_store.read_split(directory)
     data = prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)

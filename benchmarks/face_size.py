@@ -28,7 +28,7 @@ def main():
     parser.add_argument("--images", type=int, default=800)
     args = parser.parse_args()
     models = {name: FaceAnalyzer(name, detector="none") for name in ("facenet", "normal")}
-    split = pd.read_csv(model_store.default_model_dir("facenet") / "split.csv", dtype={"sha256": str})
+    split = model_store.read_split(model_store.default_model_dir("facenet"))
     data = prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)

@@ -11,7 +11,6 @@ import argparse
 import time
 
 import numpy as np
-import pandas as pd
 
 from face_analysis.data.prepare import prepare_data, select_rows
 from face_analysis.evaluation.metrics import predict
@@ -48,7 +47,7 @@ def main():
         directory = args.model_path or model_store.default_model_dir(model_type)
         keras_model, info = model_store.load_model(directory, model_type)
         compiled = {p: lite_model.load_lite_model(directory, model_type, precision=p)[0] for p in PRECISIONS}
-        split = pd.read_csv(f"{directory}/split.csv", dtype={"sha256": str})
+        split = model_store.read_split(directory)
         data = prepare_data(args.data_path, info["input_size"], crop_widen=info["crop_widen"])
         rows = select_rows(data.frame, split, args.split)
         images, frame = data.images[rows], data.frame.iloc[rows]

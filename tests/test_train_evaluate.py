@@ -28,7 +28,7 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
     model_type, model_dir, _ = trained
     model, info = model_store.load_model(model_dir, model_type)
     assert info["model_type"] == model_type
-    split = pd.read_csv(model_dir / "split.csv")
+    split = model_store.read_split(model_dir)
     assert len(split) == 60 and set(split["split"]) <= {"train", "val", "test"}
     assert list(split.columns) == ["sha256", "split"]
     assert split.groupby("sha256")["split"].nunique().max() == 1

@@ -51,17 +51,12 @@ def evaluate(model_type: str, model_path: Path | None = None, data_paths=None, s
     return metrics
 
 
-def split_table(directory: Path) -> pd.DataFrame:
-    """The model's saved split (sha256, split), in its checked manifest."""
-    return pd.read_csv(Path(directory) / "split.csv", dtype={"sha256": str})
-
-
 def chip_predictions(analyzer, data_paths, split: str, use_cache: bool = True) -> tuple[pd.DataFrame, np.ndarray]:
     """The labels, predictions and probabilities of the UTKFace-named chips of the model's `split` part (its
     saved split; data it never saw: all of it), and the chips."""
     info = analyzer.info
     data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
-    rows = select_rows(data.frame, split_table(analyzer.model_dir), split)
+    rows = select_rows(data.frame, model_store.read_split(analyzer.model_dir), split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
     frame, images = data.frame.iloc[rows], data.images[rows]
@@ -166,7 +161,7 @@ def held_out_predictions(model_path: Path, data_paths, split: str = "val", detec
         parts.append(chip_predictions(analyzer, chips, split, use_cache)[0].assign(found=True))
     if photo_sets:
         analyzer = FaceAnalyzer(None, model_path, detector, min_face=0)
-        parts += [photo_predictions(analyzer, path, split, split_table(analyzer.model_dir)) for path in photo_sets]
+        parts += [photo_predictions(analyzer, path, split, model_store.read_split(analyzer.model_dir)) for path in photo_sets]
     if not parts:
         raise utk_data.DataError("no data given: UTKFace folders or archives, labelled photo sets")
     columns = ["sha256", "age_lo", "gender", "race", "found", "predicted_gender", "predicted_race",
