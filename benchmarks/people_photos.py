@@ -14,9 +14,16 @@ Each part's photos are linked into a folder under names that say nothing of the 
 --people --json --embeddings` runs on it as a user would (every face clustered, faces of one photo kept apart).
 Each photo's labelled face is its largest; the other faces (bystanders) are clustered but not scored.
 
+`--strangers N` adds N people seen once each, as in an archive where most people appear in one photo: FairFace
+training photos (20,001-40,000, fetched from sumanvithaeadala/EthnicityDetection; FairFace's images are of
+different people), the validation part's drawn from the first half of them and the test part's from the
+second, with their labelled gender. Their count is given apart: how many people `run` makes of them.
+
     python benchmarks/people_photos.py --part validation   # the threshold sweep on the run's own embeddings
-    python benchmarks/people_photos.py --part test         # BCubed, people counted, women per person"""
+    python benchmarks/people_photos.py --part test         # BCubed, people counted, women per person
+    python benchmarks/people_photos.py --part test --strangers 400   # and 400 people seen once"""
 import argparse
+import csv
 import json
 import re
 import subprocess
@@ -32,6 +39,7 @@ from face_analysis.identity import clustering
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path("/work/data/people2")
+STRANGERS = Path("/work/data/extra/FairFace")  # fairface_label_train.csv and train/
 SOURCES = ("DS4002CS3", "EigenFace-Recognition", "MacFaceSwap")
 WOMEN = {"adriana lima", "alexandra daddario", "alycia dabnem carey", "amanda crew", "amber heard",
          "america ferrera", "angelina jolie", "anne hathaway", "ayo edebiri", "elizabeth olsen", "jennifer lawrence",
@@ -64,6 +72,18 @@ def sample(part: str, seed: int = 0) -> list[tuple[Path, str]]:
         count = int(rng.integers(1, len(photos) + 1))
         pairs += [(photos[i], name) for i in rng.choice(len(photos), count, replace=False)]
     return [pairs[i] for i in rng.permutation(len(pairs))]
+
+
+def strangers(part: str, count: int, folder: Path = STRANGERS) -> list[tuple[Path, str]]:
+    """(photo, identity) of `count` FairFace training photos, one person each, the women among them added to WOMEN:
+    the validation part's from the first half of the files (sorted), the test part's from the second."""
+    with open(folder / "fairface_label_train.csv", newline="") as file:
+        labels = {row["file"]: row["gender"] for row in csv.DictReader(file)}
+    files = sorted(labels)
+    half = files[:len(files) // 2] if part == "validation" else files[len(files) // 2:]
+    chosen = [half[i] for i in np.random.default_rng(1).choice(len(half), count, replace=False)]
+    WOMEN.update(f"stranger {name}" for name in chosen if labels[name] == "Female")
+    return [(folder / name, f"stranger {name}") for name in chosen]
 
 
 def run_people(pairs, folder: Path) -> tuple[list[dict], dict]:
@@ -129,14 +149,24 @@ def sweep(rows: list[dict], embeddings: dict) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("validation", "test"), default="validation")
+    parser.add_argument("--strangers", type=int, default=0, metavar="N",
+                        help="add N people seen once each (FairFace training photos)")
     args = parser.parse_args()
     pairs = sample(args.part)
+    if args.strangers:
+        pairs += strangers(args.part, args.strangers)
+        pairs = [pairs[i] for i in np.random.default_rng(0).permutation(len(pairs))]
     with tempfile.TemporaryDirectory() as folder:
         results, embeddings = run_people(pairs, Path(folder))
     rows = scored_faces(results, pairs)
     print(f"{args.part}: {len(pairs)} photos of {len({n for _, n in pairs})} people, {len(rows)} with a face; "
           f"{len(embeddings['embedding'])} faces told apart in all")
     print(f"as run numbered them (threshold {clustering.THRESHOLD}): {line(measure(rows, [r['person'] for r in rows]))}")
+    if args.strangers:
+        seen_once = [r for r in rows if r["name"].startswith("stranger ") and r["person"] is not None]
+        others = {r["person"] for r in rows if not r["name"].startswith("stranger ")}
+        print(f"strangers: {len(seen_once)} faces of as many people made {len({r['person'] for r in seen_once})} "
+              f"people; {sum(r['person'] in others for r in seen_once)} of them numbered as a repeated person")
     if args.part == "validation":
         sweep(rows, embeddings)
 
