@@ -60,6 +60,9 @@ class PeopleTotals:
                  "their faces' probabilities" if count == "people" else
                  f"each of {len(self.rows)} people weighed by their time on screen (the frames they are in, "
                  f"{self.faces} faces in all), each with the mean of their faces' probabilities"]
+        notes.append("people who appear once each are often joined to others (FaceNet puts many strangers as close as "
+                     "photos of one person), so where many appear once there are more people than counted "
+                     "(docs/people.md)")
         if self.unnumbered:
             notes.append(f"{self.unnumbered} analysed faces have no person (too small to tell apart) and are left out")
         if len(self.inputs) > 1:
