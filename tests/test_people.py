@@ -57,6 +57,18 @@ def test_keep_apart_splits_what_the_linkage_left_together():
     assert labels[0] == labels[2] and len({labels[0], labels[1], labels[3]}) == 3
 
 
+def test_rows_said_to_be_apart_are_never_one_person():
+    """Video: two tracks on screen at once are two people however alike; the others still join."""
+    rows = unit_rows(np.eye(512, dtype=np.float32)[:1], 4, 0.01)
+    assert len(set(clustering.cluster_embeddings(rows).tolist())) == 1
+    people = clustering.cluster_embeddings(rows, apart=[(0, 1)])
+    assert people[0] != people[1] and len(set(people.tolist())) == 2
+    assert clustering.keep_pairs_apart(rows, np.zeros(4, np.int64), np.array([[0, 1], [1, 2], [0, 2]])).tolist() \
+        .count(0) == 2  # three rows pairwise apart: two leave, one of them with the fourth row's label kept
+    with pytest.raises(ValueError, match="apart: pairs of rows 0 to 3"):
+        clustering.cluster_embeddings(rows, apart=[(0, 4)])
+
+
 def test_new_faces_continue_the_earlier_numbers():
     """--resume: new faces of earlier people take their numbers (the majority's, where two earlier numbers are
     one person now), faces of nobody seen before numbers after the largest, never twice in one photo."""

@@ -249,6 +249,22 @@ def test_video_people_who_leave_and_come_back_are_two_people(astronaut_jpg, came
     assert on_screen["attributes"]["gender"]["female"]["counted"] == pytest.approx(female, abs=1e-4)
 
 
+def test_two_faces_on_screen_at_once_are_two_people_however_alike(astronaut_jpg, tmp_path, capsys):
+    """The same photo twice side by side for 12 frames: FaceNet cannot tell the two apart, the frames can."""
+    source, target = tmp_path / "twins.mp4", tmp_path / "frames.json"
+    face = cv2.resize(cv2.imread(str(astronaut_jpg)), (300, 300))
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 10, (640, 480))
+    for _ in range(12):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        frame[90:390, 10:310] = frame[90:390, 330:630] = face
+        writer.write(frame)
+    writer.release()
+    assert run_cli("run", "--video", source, "--people", "--json", target, "--model_type", "normal") == 0
+    people = [{x["person"] for x in f["faces"]} for f in json.loads(target.read_text())]
+    assert all(len(p) == 2 for p in people) and set.union(*people) == {1, 2}
+    assert "2 people; person 1 1.2 s on screen; person 2 1.2 s on screen" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (("--video", "0"), "--people counts the people of a video file, not of a camera or stream"),
     (("--video", "clip.mp4", "--embeddings", "e.npz"), "--embeddings is for images"),

@@ -2,7 +2,8 @@
 the threshold (faiss, exact, brute force in blocks: memory grows with faces x neighbours, never faces squared),
 its connected components (scipy), and inside each component exact average linkage (scipy.cluster.hierarchy) cut
 at the threshold: two groups of faces are one person when their faces are on average closer than it, and never
-when they hold two faces of one photo (a photo shows a person once; keep_apart makes sure of it). A
+when they hold two faces of one photo (a photo shows a person once; keep_apart makes sure of it) or two rows
+said to be apart (video: two tracks on screen at once; keep_pairs_apart). A
 component larger than EXACT_LIMIT faces (its distance matrix would need EXACT_LIMIT^2 / 2 doubles) is split by
 scikit-learn's AgglomerativeClustering along the graph's edges instead. People are numbered 1, 2, ... in the
 order their first face comes ("components": the components themselves, single linkage, for comparison)."""
@@ -44,10 +45,11 @@ def knn_graph(embeddings: np.ndarray, threshold: float, neighbours: int):
 
 
 def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int = NEIGHBOURS,
-                       method: str = METHOD, photos=None) -> np.ndarray:
+                       method: str = METHOD, photos=None, apart=None) -> np.ndarray:
     """A person number (1, 2, ...) for each row of `embeddings` (N, D): rows closer than `threshold` on average
     (method "average") or linked by a chain of such rows ("components") are one person. photos: each row's photo
-    (any labels); faces of one photo are different people (keep_apart)."""
+    (any labels); faces of one photo are different people (keep_apart). apart: pairs of rows (K, 2) that are
+    different people (keep_pairs_apart)."""
     from scipy.sparse.csgraph import connected_components
 
     embeddings = np.asarray(embeddings, np.float32)
@@ -58,20 +60,26 @@ def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int
     embeddings = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     if photos is not None:
         photos = np.unique(np.asarray(photos), return_inverse=True)[1].reshape(-1)  # any labels, as integers
+    apart = np.zeros((0, 2), np.int64) if apart is None else np.asarray(apart, np.int64).reshape(-1, 2)
+    if len(apart) and (apart.min() < 0 or apart.max() >= len(embeddings)):
+        raise ValueError(f"apart: pairs of rows 0 to {len(embeddings) - 1}")
     graph = knn_graph(embeddings, threshold, neighbours)
     _, component = connected_components(graph, directed=False)
     labels = component.astype(np.int64)
     if method == "average":
-        labels = _average_linkage(embeddings, graph, component, threshold, photos)
+        labels = _average_linkage(embeddings, graph, component, threshold, photos, apart)
     elif method != "components":
         raise ValueError(f"method: 'average' or 'components', not {method!r}")
-    return first_seen_numbers(labels if photos is None else keep_apart(embeddings, labels, photos))
+    if photos is not None:
+        labels = keep_apart(embeddings, labels, photos)
+    return first_seen_numbers(keep_pairs_apart(embeddings, labels, apart))
 
 
-def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float, photos=None) -> np.ndarray:
+def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float, photos=None,
+                     apart=np.zeros((0, 2), np.int64)) -> np.ndarray:
     """Average linkage cut at the threshold inside each connected component: exact (scipy) up to EXACT_LIMIT
-    faces, two faces of one photo (photos) set APART from each other, else merging only along the graph's edges
-    (scikit-learn)."""
+    faces, two faces of one photo (photos) and the pairs `apart` set APART from each other, else merging only
+    along the graph's edges (scikit-learn)."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import pdist
 
@@ -85,6 +93,11 @@ def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float,
             distances = pdist(embeddings[members].astype(np.float64))
             if photos is not None:  # a face's distance to another face of its photo: APART (condensed order)
                 distances[pdist(photos[members, None].astype(np.float64), "cityblock") == 0] = APART
+            local = np.full(len(embeddings), -1)
+            local[members] = np.arange(len(members))
+            pairs = np.sort(local[apart], axis=1) if len(apart) else apart
+            for i, j in pairs[(pairs >= 0).all(1) & (pairs[:, 0] != pairs[:, 1])]:  # condensed index of (i, j)
+                distances[len(members) * i - i * (i + 1) // 2 + j - i - 1] = APART
             part = fcluster(linkage(distances, "average"), threshold, "distance") - 1
         else:
             from sklearn.cluster import AgglomerativeClustering
@@ -147,6 +160,21 @@ def continue_people(earlier: np.ndarray, earlier_people, embeddings, photos=None
         people[index] = person
         given.add((photo, person))
     return people
+
+
+def keep_pairs_apart(embeddings: np.ndarray, labels: np.ndarray, apart: np.ndarray) -> np.ndarray:
+    """Labels where no pair of `apart` shares one: of such a pair, the row farther from its person's mean
+    embedding becomes a person of its own, until none is left."""
+    labels = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    while True:
+        joined = apart[(labels[apart[:, 0]] == labels[apart[:, 1]]) & (apart[:, 0] != apart[:, 1])]
+        if not len(joined):
+            return labels
+        i, j = joined[0]
+        centre = embeddings[labels == labels[i]].mean(0)
+        farther = i if np.linalg.norm(embeddings[i] - centre) > np.linalg.norm(embeddings[j] - centre) else j
+        labels[farther], next_label = next_label, next_label + 1
 
 
 def first_seen_numbers(labels) -> np.ndarray:

@@ -9,6 +9,7 @@ Embeddings are biometric data: they stay in this process's memory unless the use
 --embeddings FILE (write_embeddings)."""
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter
 from pathlib import Path
@@ -163,11 +164,15 @@ class TrackPeople:
         self.frames.append((result, frame))
 
     def numbered(self, fps: float) -> tuple[list[tuple[ImageResult, int]], dict[int, float]]:
-        """The frames, every face given its track's person (None: a track never large enough to tell apart), and
-        each person's time on screen in seconds (the frames they are in, over the frame rate)."""
+        """The frames, every face given its track's person (None: a track never large enough to tell apart; two
+        tracks on screen at once are never one person), and each person's time on screen in seconds (the frames
+        they are in, over the frame rate)."""
         tracks = sorted(self.sums)
         vectors = np.array([self.sums[track] for track in tracks], np.float32).reshape(-1, EMBEDDING_DIM)
-        person_of = dict(zip(tracks, FaceAnalyzer.cluster_faces(vectors)))
+        row = {track: i for i, track in enumerate(tracks)}
+        together = {(row[a], row[b]) for result, _ in self.frames for a, b in itertools.combinations(
+            sorted({face.track_id for face in result.faces} & row.keys()), 2)}  # on screen at once: two people
+        person_of = dict(zip(tracks, clustering.cluster_embeddings(vectors, apart=sorted(together)).tolist()))
         frames_in = Counter()
         for result, _ in self.frames:
             for face in result.faces:
