@@ -164,6 +164,8 @@ def test(analyzer) -> None:
     print(f"as run computes it (from the model's stem: {analyzer.embedder.from_stem}), widen "
           f"{embedding.IDENTITY_WIDEN} {clustering.METHOD} threshold {clustering.THRESHOLD}: "
           f"{line(measure(rows, labels))}")
+    joined = clustering.cluster_embeddings(np.stack([r["embedding"] for r in rows]), join_fragments=True)
+    print(f"with --recurring: {line(measure(rows, joined))}")
 
 
 def main():

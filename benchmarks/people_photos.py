@@ -21,7 +21,8 @@ second, with their labelled gender. Their count is given apart: how many people 
 
     python benchmarks/people_photos.py --part validation   # the threshold sweep on the run's own embeddings
     python benchmarks/people_photos.py --part test         # BCubed, people counted, women per person
-    python benchmarks/people_photos.py --part test --strangers 400   # and 400 people seen once"""
+    python benchmarks/people_photos.py --part test --strangers 400   # and 400 people seen once
+    python benchmarks/people_photos.py --part test --recurring       # run --people --recurring"""
 import argparse
 import csv
 import json
@@ -86,14 +87,14 @@ def strangers(part: str, count: int, folder: Path = STRANGERS) -> list[tuple[Pat
     return [(folder / name, f"stranger {name}") for name in chosen]
 
 
-def run_people(pairs, folder: Path) -> tuple[list[dict], dict]:
-    """`run --people` on links to the photos: (the JSON results, the embeddings file's arrays)."""
+def run_people(pairs, folder: Path, options=()) -> tuple[list[dict], dict]:
+    """`run --people` (and options) on links to the photos: (the JSON results, the embeddings file's arrays)."""
     photos = folder / "photos"
     photos.mkdir()
     for i, (path, _) in enumerate(pairs):
         (photos / f"{i:05d}{path.suffix.lower()}").symlink_to(path)
     command = [sys.executable, str(ROOT / "src" / "main.py"), "run", "--img", str(photos), "--people", "--json",
-               str(folder / "results.json"), "--embeddings", str(folder / "faces.npz"), "--quiet"]
+               str(folder / "results.json"), "--embeddings", str(folder / "faces.npz"), "--quiet", *options]
     subprocess.run(command, check=True)
     with np.load(folder / "faces.npz") as arrays:
         embeddings = {key: arrays[key] for key in arrays.files}
@@ -149,6 +150,7 @@ def sweep(rows: list[dict], embeddings: dict) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("validation", "test"), default="validation")
+    parser.add_argument("--recurring", action="store_true", help="run with --recurring")
     parser.add_argument("--strangers", type=int, default=0, metavar="N",
                         help="add N people seen once each (FairFace training photos)")
     args = parser.parse_args()
@@ -157,11 +159,12 @@ def main():
         pairs += strangers(args.part, args.strangers)
         pairs = [pairs[i] for i in np.random.default_rng(0).permutation(len(pairs))]
     with tempfile.TemporaryDirectory() as folder:
-        results, embeddings = run_people(pairs, Path(folder))
+        results, embeddings = run_people(pairs, Path(folder), ["--recurring"] if args.recurring else [])
     rows = scored_faces(results, pairs)
     print(f"{args.part}: {len(pairs)} photos of {len({n for _, n in pairs})} people, {len(rows)} with a face; "
           f"{len(embeddings['embedding'])} faces told apart in all")
-    print(f"as run numbered them (threshold {clustering.THRESHOLD}): {line(measure(rows, [r['person'] for r in rows]))}")
+    method = f"threshold {clustering.THRESHOLD}" + (", --recurring" if args.recurring else "")
+    print(f"as run numbered them ({method}): {line(measure(rows, [r['person'] for r in rows]))}")
     if args.strangers:
         seen_once = [r for r in rows if r["name"].startswith("stranger ") and r["person"] is not None]
         others = {r["person"] for r in rows if not r["name"].startswith("stranger ")}

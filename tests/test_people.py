@@ -69,6 +69,23 @@ def test_rows_said_to_be_apart_are_never_one_person():
         clustering.cluster_embeddings(rows, apart=[(0, 4)])
 
 
+def test_recurring_joins_a_few_faces_to_the_nearest_larger_person_only():
+    """A person of 10 faces, 2 unusual photos of them (1.14 from the others: apart by the threshold, 1.14 from
+    their mean: within FRAGMENT_DISTANCE) and a stranger (1.41 away): --recurring joins the 2, not the stranger;
+    nor the 2 when a third such view is in a photo the person is already in."""
+    basis = np.eye(512, dtype=np.float32)
+    unusual = 0.35 * basis[0] + np.sqrt(1 - 0.35 ** 2) * basis[1]
+    rows = np.concatenate([unit_rows(basis[:1], 10, 0.005), unit_rows(unusual[None], 2, 0.005, seed=1), basis[2:3]])
+    photos = [f"p{i}" for i in range(13)]
+    plain = clustering.cluster_embeddings(rows, photos=photos)
+    assert plain.tolist() == [1] * 10 + [2, 2, 3]
+    assert clustering.cluster_embeddings(rows, photos=photos, join_fragments=True).tolist() == [1] * 12 + [2]
+    in_photo_0 = clustering.cluster_embeddings(np.concatenate([rows, unusual[None]]), photos=photos + ["p0"],
+                                               join_fragments=True)
+    assert in_photo_0.tolist() == [1] * 10 + [2, 2, 3, 2]
+    assert clustering.cluster_embeddings(rows[:10], join_fragments=True).tolist() == [1] * 10  # nothing to join
+
+
 def test_new_faces_continue_the_earlier_numbers():
     """--resume: new faces of earlier people take their numbers (the majority's, where two earlier numbers are
     one person now), faces of nobody seen before numbers after the largest, never twice in one photo."""

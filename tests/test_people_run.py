@@ -161,6 +161,7 @@ def test_person_values_that_are_not_person_numbers_are_refused():
     (("--people", "--resume", "--jsonl", "r.jsonl"), "--resume --people needs --embeddings FILE"),
     (("--embeddings", "e.npz"), "--embeddings needs --people"),
     (("--people", "--embeddings", "-"), "--embeddings: give a file"),
+    (("--recurring",), "--recurring needs --people"),
 ])
 def test_refusals_are_one_line_with_status_2(options, message, astronaut_jpg, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

@@ -241,15 +241,17 @@ class FaceAnalyzer:
         return faces, self.identities([prepared], [faces])[0]
 
     @staticmethod
-    def cluster_faces(embeddings, photos=None) -> list[int | None]:
+    def cluster_faces(embeddings, photos=None, recurring: bool = False) -> list[int | None]:
         """A person number (1, 2, ...) for each embedding (rows of zeros: None), the same number for the same
         person; the threshold and method of `run --people` (identity.clustering). photos: each embedding's photo
-        (any labels), whose faces are never one person."""
+        (any labels), whose faces are never one person. recurring: everyone recurs in the collection, so that
+        people of a few faces are joined to the nearest larger one (`run --people --recurring`)."""
         embeddings = np.asarray(embeddings, np.float32).reshape(-1, identity.EMBEDDING_DIM)
         known = np.flatnonzero(np.abs(embeddings).sum(axis=1) > 0)
         people: list[int | None] = [None] * len(embeddings)
         photos = None if photos is None else np.asarray(photos)[known]
-        for index, person in zip(known, identity_clustering.cluster_embeddings(embeddings[known], photos=photos)):
+        for index, person in zip(known, identity_clustering.cluster_embeddings(embeddings[known], photos=photos,
+                                                                               join_fragments=recurring)):
             people[index] = int(person)
         return people
 

@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no per-face lines or progress bars")
     run.add_argument("--people", action="store_true", help="give each face a person number, the same for one person "
                      "within this run's results (the outputs are written once all is done; docs/people.md)")
+    run.add_argument("--recurring", action="store_true",
+                     help="with --people, for collections in which everyone appears several times (a staff, a "
+                          "cast): a person of up to 3 faces is joined to the nearest larger one (a person's "
+                          "unusual photos). Wrong where many people appear once: it joins them to others")
     run.add_argument("--embeddings", metavar="FILE", help="images, with --people: also write the faces' embeddings to "
                      "this .npz. WARNING: biometric data, which otherwise never leaves memory")
     scale = run.add_argument_group("many images (--img, --img_list)")

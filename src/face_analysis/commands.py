@@ -99,6 +99,8 @@ def _check_run_args(args) -> None:
         raise UsageError("--ray_address needs --engine ray")
     if args.embeddings is not None and not args.people:
         raise UsageError("--embeddings needs --people (the embeddings are those --people computes)")
+    if args.recurring and not args.people:
+        raise UsageError("--recurring needs --people (it says how people are counted)")
     if args.embeddings == "-":
         raise UsageError("--embeddings: give a file (.npz), not standard output")
     if args.people and args.resume and args.embeddings is None:
@@ -123,7 +125,7 @@ def command_run(args) -> int:
 
         show = args.show or args.output is None
         summary = video.run_video(analyzer, args.video, args.output, args.json, args.csv, show, args.refresh,
-                                      quiet=args.quiet)
+                                  quiet=args.quiet, recurring=args.recurring)
         if summary.skipped:
             print(f"warning: {args.video}: {summary.skipped} unreadable frame(s) skipped", file=sys.stderr)
         if not args.quiet:
@@ -138,7 +140,7 @@ def command_run(args) -> int:
     summary = images.run_images(analyzer, args.img, args.json, args.csv, args.output, args.show, args.quiet,
                                 img_list=args.img_list, parquet_dir=args.parquet, resume=args.resume,
                                 parquet_rows=args.parquet_rows, jsonl_path=args.jsonl, read_timeout=args.read_timeout,
-                                embeddings_path=args.embeddings)
+                                embeddings_path=args.embeddings, recurring=args.recurring)
     return _images_done(summary, args.quiet)
 
 
@@ -161,7 +163,7 @@ def _run_ray(args) -> int:
                                            args.people)
     summary = ray_engine.run_images_ray(settings, args.img, args.json, args.csv, args.quiet, args.img_list,
                                         args.parquet, args.resume, args.parquet_rows, args.ray_address, args.jsonl,
-                                        args.read_timeout, args.embeddings)
+                                        args.read_timeout, args.embeddings, args.recurring)
     return _images_done(summary, args.quiet)
 
 

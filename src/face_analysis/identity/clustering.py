@@ -3,7 +3,9 @@ the threshold (faiss, exact, brute force in blocks: memory grows with faces x ne
 its connected components (scipy), and inside each component exact average linkage (scipy.cluster.hierarchy) cut
 at the threshold: two groups of faces are one person when their faces are on average closer than it, and never
 when they hold two faces of one photo (a photo shows a person once; keep_apart makes sure of it) or two rows
-said to be apart (video: two tracks on screen at once; keep_pairs_apart). A
+said to be apart (video: two tracks on screen at once; keep_pairs_apart). With join_fragments (`run --people
+--recurring`, for collections in which everyone recurs), a person of a few faces is then joined to the nearest
+larger one (join_small). A
 component larger than EXACT_LIMIT faces (its distance matrix would need EXACT_LIMIT^2 / 2 doubles) is split by
 scikit-learn's AgglomerativeClustering along the graph's edges instead. People are numbered 1, 2, ... in the
 order their first face comes ("components": the components themselves, single linkage, for comparison)."""
@@ -18,6 +20,9 @@ NEIGHBOURS = 30  # edges per face in the graph the linkage may merge along
 METHOD = "average"  # or "components": the thresholded graph's connected components (single linkage)
 APART = 1e6  # the distance set between two faces of one photo: no average of a merge that holds it is under THRESHOLD
 EXACT_LIMIT = 12_000  # faces in one component that exact average linkage takes (about 580 MB of distances)
+# join_small (--recurring), chosen on the validation identities of benchmarks/people_photos.py (docs/people.md):
+FRAGMENT_FACES = 3  # a person of at most this many faces is a fragment of a larger one, if near enough
+FRAGMENT_DISTANCE = 1.25  # between the unit means of the fragment's faces and of the larger person's
 
 
 def knn_graph(embeddings: np.ndarray, threshold: float, neighbours: int):
@@ -45,11 +50,12 @@ def knn_graph(embeddings: np.ndarray, threshold: float, neighbours: int):
 
 
 def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int = NEIGHBOURS,
-                       method: str = METHOD, photos=None, apart=None) -> np.ndarray:
+                       method: str = METHOD, photos=None, apart=None, join_fragments: bool = False) -> np.ndarray:
     """A person number (1, 2, ...) for each row of `embeddings` (N, D): rows closer than `threshold` on average
     (method "average") or linked by a chain of such rows ("components") are one person. photos: each row's photo
     (any labels); faces of one photo are different people (keep_apart). apart: pairs of rows (K, 2) that are
-    different people (keep_pairs_apart)."""
+    different people (keep_pairs_apart). join_fragments: people of a few faces joined to the nearest larger
+    person (join_small), for collections in which everyone recurs."""
     from scipy.sparse.csgraph import connected_components
 
     embeddings = np.asarray(embeddings, np.float32)
@@ -72,7 +78,10 @@ def cluster_embeddings(embeddings, threshold: float = THRESHOLD, neighbours: int
         raise ValueError(f"method: 'average' or 'components', not {method!r}")
     if photos is not None:
         labels = keep_apart(embeddings, labels, photos)
-    return first_seen_numbers(keep_pairs_apart(embeddings, labels, apart))
+    labels = keep_pairs_apart(embeddings, labels, apart)
+    if join_fragments:
+        labels = join_small(embeddings, labels, photos, apart)
+    return first_seen_numbers(labels)
 
 
 def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float, photos=None,
@@ -175,6 +184,36 @@ def keep_pairs_apart(embeddings: np.ndarray, labels: np.ndarray, apart: np.ndarr
         centre = embeddings[labels == labels[i]].mean(0)
         farther = i if np.linalg.norm(embeddings[i] - centre) > np.linalg.norm(embeddings[j] - centre) else j
         labels[farther], next_label = next_label, next_label + 1
+
+
+def join_small(embeddings: np.ndarray, labels: np.ndarray, photos=None, apart=np.zeros((0, 2), np.int64),
+               most: int = FRAGMENT_FACES, distance: float = FRAGMENT_DISTANCE) -> np.ndarray:
+    """Labels where each person of at most `most` faces joins the nearest person of more faces, when the unit
+    means of their embeddings are closer than `distance` and no photo (photos) or pair of `apart` would then
+    hold that person twice. Where people recur, such small people are a person's unusual photos (a profile,
+    another decade); where many people appear once, they are those people, and this joins strangers."""
+    labels = labels.copy()
+    names, sizes = np.unique(labels, return_counts=True)
+    large = names[sizes > most]
+    if not len(large) or len(large) == len(names):
+        return labels
+    def unit_mean(name):
+        mean = embeddings[labels == name].mean(0)
+        return mean / max(np.linalg.norm(mean), 1e-12)
+    centres = np.stack([unit_mean(name) for name in large])
+    joined = labels.copy()
+    for name in names[sizes <= most]:
+        gaps = np.linalg.norm(centres - unit_mean(name), axis=1)
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] >= distance:
+            continue
+        mine, theirs = labels == name, joined == large[nearest]
+        if photos is not None and np.intersect1d(photos[mine], photos[theirs]).size:
+            continue
+        if len(apart) and (mine[apart[:, 0]] & theirs[apart[:, 1]] | theirs[apart[:, 0]] & mine[apart[:, 1]]).any():
+            continue
+        joined[mine] = large[nearest]
+    return joined
 
 
 def first_seen_numbers(labels) -> np.ndarray:

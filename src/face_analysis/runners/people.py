@@ -77,10 +77,10 @@ class ImagePeople:
     """The results of `run --img --people`, each with its faces' embeddings, held until `numbered`; with
     --resume, the earlier results' people (`earlier`, then `continue_earlier`) numbered on."""
 
-    def __init__(self, embeddings_path=None):
+    def __init__(self, embeddings_path=None, recurring: bool = False):
         if embeddings_path is not None:
             check_embeddings_folder(embeddings_path)
-        self.embeddings_path = embeddings_path
+        self.embeddings_path, self.recurring = embeddings_path, recurring
         self.results: list[ImageResult] = []
         self.vectors: list[np.ndarray] = []
         self.owners: list[tuple[int, int]] = []  # (result, face) of each embedding
@@ -135,10 +135,11 @@ class ImagePeople:
         if self.earlier_rows:
             images, earlier, earlier_people, faces = map(list, zip(*self.earlier_rows))
             photos = [f"e{image}" for image in images] + [f"n{result}" for result, _ in self.owners]
-            people = clustering.continue_people(np.stack(earlier), earlier_people, vectors, photos).tolist()
+            people = clustering.continue_people(np.stack(earlier), earlier_people, vectors, photos,
+                                                join_fragments=self.recurring).tolist()
         else:
             images, earlier, earlier_people, faces = [], [], [], []
-            people = FaceAnalyzer.cluster_faces(vectors, [result for result, _ in self.owners])
+            people = FaceAnalyzer.cluster_faces(vectors, [result for result, _ in self.owners], self.recurring)
         self.count = len(set(people) | set(earlier_people))
         for (result, face), person in zip(self.owners, people):
             self.results[result].faces[face].person = person
@@ -153,7 +154,8 @@ class ImagePeople:
 class TrackPeople:
     """The frames of `run --video --people` held until `numbered`, and each track's embeddings summed."""
 
-    def __init__(self):
+    def __init__(self, recurring: bool = False):
+        self.recurring = recurring
         self.frames: list[tuple[ImageResult, int]] = []
         self.sums: dict[int, np.ndarray] = {}
 
@@ -172,7 +174,8 @@ class TrackPeople:
         row = {track: i for i, track in enumerate(tracks)}
         together = {(row[a], row[b]) for result, _ in self.frames for a, b in itertools.combinations(
             sorted({face.track_id for face in result.faces} & row.keys()), 2)}  # on screen at once: two people
-        person_of = dict(zip(tracks, clustering.cluster_embeddings(vectors, apart=sorted(together)).tolist()))
+        person_of = dict(zip(tracks, clustering.cluster_embeddings(
+            vectors, apart=sorted(together), join_fragments=self.recurring).tolist()))
         frames_in = Counter()
         for result, _ in self.frames:
             for face in result.faces:

@@ -183,10 +183,12 @@ def analysis_dataset(paths: list, errors: list[str], settings: AnalyzerSettings,
 def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_path=None, csv_path=None,
                    quiet: bool = False, img_list=None, parquet_dir=None, resume: bool = False,
                    parquet_rows: int = 10_000, address: str | None = None, jsonl_path=None,
-                   read_timeout: float | None = None, embeddings_path=None) -> run_model.RunSummary:
+                   read_timeout: float | None = None, embeddings_path=None,
+                   recurring: bool = False) -> run_model.RunSummary:
     """Analyse every input with Ray (address: a cluster to join; default RAY_ADDRESS, else a local instance).
 
-    Takes run_model.run_images's inputs and outputs, except annotated images and the window."""
+    Takes run_model.run_images's inputs and outputs (recurring: the driver's clustering of people), except
+    annotated images and the window."""
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")  # Ray Data's notes on execution (before it is imported)
     import ray
 
@@ -201,7 +203,7 @@ def run_images_ray(settings: AnalyzerSettings, inputs: list[str] | None, json_pa
     run_model.check_run_outputs(inputs or [], items, json_path, csv_path, None, model_dir, parquet_dir, resume,
                                 jsonl_path, embeddings_path)
     sink = run_model.ResultSink(items, json_path, csv_path, parquet_dir, resume, quiet, parquet_rows, jsonl_path,
-                                skipped, info["model_type"], settings.people, embeddings_path)
+                                skipped, info["model_type"], settings.people, embeddings_path, recurring)
     started = False
     try:
         if sink.pending:

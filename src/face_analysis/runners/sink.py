@@ -86,15 +86,15 @@ class ResultSink:
     """With resume, the images already in the --parquet folder or the --jsonl file are counted and copied to the
     other outputs first, and `pending` leaves them out; inputs naming one image twice are analysed once. With
     people, the results are held until `finish` gives them their person numbers (runners.people.ImagePeople;
-    embeddings_path: --embeddings)."""
+    embeddings_path: --embeddings; recurring: --recurring)."""
 
     def __init__(self, items: list, json_path=None, csv_path=None, parquet_dir=None, resume: bool = False,
                  quiet: bool = False, parquet_rows: int = 10_000, jsonl_path=None, skipped_rows: str = "",
-                 model: str | None = None, people: bool = False, embeddings_path=None):
+                 model: str | None = None, people: bool = False, embeddings_path=None, recurring: bool = False):
         if resume:
             check_resume_model(model, parquet_dir, jsonl_path)
         self.summary, self.quiet = RunSummary(skipped_rows=skipped_rows), quiet
-        self.people = ImagePeople(embeddings_path) if people else None
+        self.people = ImagePeople(embeddings_path, recurring) if people else None
         self.writers = results_io.ResultWriters(json_path, csv_path, parquet_dir, parquet_rows, jsonl_path, resume)
         done: set[str] = set()
         if resume:

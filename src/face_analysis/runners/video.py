@@ -172,9 +172,10 @@ def check_video_outputs(source: str, output, json_path, csv_path, model_dir: Pat
 
 def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = None, json_path=None,
               csv_path=None, show: bool = True, refresh: float = 0.5, max_frames: int | None = None,
-              quiet: bool = False) -> VideoSummary:
+              quiet: bool = False, recurring: bool = False) -> VideoSummary:
     """Analyse a video; `q` or Esc closes the window and ends the run. Returns how many frames were analysed,
-    how fast, how many unreadable frames were skipped and (people) each person's time on screen."""
+    how fast, how many unreadable frames were skipped and (people) each person's time on screen (recurring:
+    people of a few tracks joined to larger ones, identity.clustering.join_small)."""
     live = is_camera(source) or is_stream(source)
     if live and analyzer.embedder is not None:
         raise UsageError(f"--people counts the people of a video file, not of a camera or stream ({source}): "
@@ -190,7 +191,7 @@ def run_video(analyzer: FaceAnalyzer, source: str = "0", output: str | None = No
         print(f"warning: no window: {why_no_window()}; the video is analysed without one", file=sys.stderr)
         window = None
     writers = results_io.ResultWriters(json_path, csv_path)
-    people = TrackPeople() if analyzer.embedder is not None else None
+    people = TrackPeople(recurring) if analyzer.embedder is not None else None
     frames, stop = queue.Queue(maxsize=8), threading.Event()
     reader = threading.Thread(target=_read_frames, args=(capture, frames, stop, live, summary), daemon=True)
     reader.start()
