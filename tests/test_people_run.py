@@ -49,6 +49,16 @@ def test_copies_of_one_face_are_one_person_in_every_output(people_run):
     assert persons_by_image(parquet.to_dict("records")) == by_image
 
 
+def test_recurring_keeps_apart_people_it_has_no_fragment_of(people_run, tmp_path):
+    """--recurring on the same photos: the astronaut's 3 copies and the cameraman stay 2 people (the cameraman,
+    one face, is far from the astronaut: nothing to join), in the same order."""
+    _, out = people_run
+    target = tmp_path / "r.json"
+    folder = next(iter(json.loads(out["json"].read_text())))["image"].rsplit("/", 1)[0]
+    assert run_cli("run", "--img", folder, "--people", "--recurring", "--json", target, "--quiet") == 1
+    assert persons_by_image(json.loads(target.read_text())) == persons_by_image(json.loads(out["json"].read_text()))
+
+
 def test_embeddings_are_written_only_on_request_and_for_the_owner(people_run):
     _, out = people_run
     with np.load(out["embeddings"]) as saved:
