@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.data import prepare
 from face_analysis.data.prepare import prepare_data
 from face_analysis.detection import crop as face_crop
 from face_analysis.labels import MAX_AGE
@@ -36,7 +37,7 @@ def main():
     scales = [round(base["scale"] * f, 3) for f in SCALE_FACTORS]
     shifts = [round(base["shift_y"] * f, 3) for f in SHIFT_FACTORS]
     directory = model_store.default_model_dir(args.model_type)
-    split = model_store.read_split(directory)
+    split = prepare.read_split(directory)
     data = prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)

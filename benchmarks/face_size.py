@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from face_analysis.analyzer import FaceAnalyzer
+from face_analysis.data import prepare
 from face_analysis.data.prepare import prepare_data
 from face_analysis.detection.detectors import YuNetDetector
 from face_analysis.models import store as model_store
@@ -28,7 +29,7 @@ def main():
     parser.add_argument("--images", type=int, default=800)
     args = parser.parse_args()
     models = {name: FaceAnalyzer(name, detector="none") for name in ("facenet", "normal")}
-    split = model_store.read_split(model_store.default_model_dir("facenet"))
+    split = prepare.read_split(model_store.default_model_dir("facenet"))
     data = prepare_data(args.data_path, 160)
     test = np.flatnonzero(data.frame["sha256"].isin(split.loc[split["split"] == "test", "sha256"]))
     picks = np.random.default_rng(0).choice(test, min(args.images, len(test)), replace=False)

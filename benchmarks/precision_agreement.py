@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from face_analysis.data import prepare
 from face_analysis.data.prepare import prepare_data, select_rows
 from face_analysis.evaluation.metrics import predict
 from face_analysis.labels import MAX_AGE, PRECISIONS
@@ -47,7 +48,7 @@ def main():
         directory = args.model_path or model_store.default_model_dir(model_type)
         keras_model, info = model_store.load_model(directory, model_type)
         compiled = {p: lite_model.load_lite_model(directory, model_type, precision=p)[0] for p in PRECISIONS}
-        split = model_store.read_split(directory)
+        split = prepare.read_split(directory)
         data = prepare_data(args.data_path, info["input_size"], crop_widen=info["crop_widen"])
         rows = select_rows(data.frame, split, args.split)
         images, frame = data.images[rows], data.frame.iloc[rows]

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT, run_cli
 from face_analysis.data import labelled as labelled_sets
+from face_analysis.data import prepare
 from face_analysis.errors import DataError, UsageError
 from face_analysis.models import compiled as lite_model
 from face_analysis.models import store as model_store
@@ -184,7 +185,7 @@ def test_quantize_refuses_fewer_images_than_documented(tmp_path, tiny_utk, capsy
     info = model_store.read_model_info(model)
     frame = prepare_data([tiny_utk], info["input_size"], use_cache=False).frame
     split = frame[["sha256"]].assign(split=["val" if i % 10 == 0 else "train" for i in range(len(frame))])
-    model_store.add_files(model, model_store.split_files(split))
+    model_store.add_files(model, prepare.split_files(split))
     before = _files(model)
     one = tmp_path / "one"
     one.mkdir()

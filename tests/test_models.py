@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from face_analysis.data import prepare
 from face_analysis.models import architectures as build_model
 from face_analysis.models import facenet_backbone
 from face_analysis.models import store as model_store
@@ -86,16 +87,16 @@ def saved_normal(tmp_path_factory):
 
 def test_the_split_is_saved_compressed_and_an_older_models_split_csv_still_read(tmp_path):
     split = pd.DataFrame({"sha256": ["0" * 64, "ab" * 32], "split": ["train", "test"]})
-    files = model_store.split_files(split)
-    assert list(files) == [model_store.SPLIT_FILE] and files == model_store.split_files(split)  # same bytes
+    files = prepare.split_files(split)
+    assert list(files) == [prepare.SPLIT_FILE] and files == prepare.split_files(split)  # same bytes
     (tmp_path / "new").mkdir()
-    (tmp_path / "new" / model_store.SPLIT_FILE).write_bytes(files[model_store.SPLIT_FILE])
+    (tmp_path / "new" / prepare.SPLIT_FILE).write_bytes(files[prepare.SPLIT_FILE])
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "split.csv").write_bytes(model_store.csv_bytes(split))
     for folder in ("new", "old"):
-        assert model_store.read_split(tmp_path / folder).equals(split)
+        assert prepare.read_split(tmp_path / folder).equals(split)
     with pytest.raises(model_store.ModelError, match="split.csv.gz: missing"):
-        model_store.read_split(tmp_path)
+        prepare.read_split(tmp_path)
 
 
 def test_save_and_load_round_trip(saved_normal):

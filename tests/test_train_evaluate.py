@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
+from face_analysis.data import prepare
 from face_analysis.detection import crop as face_crop
 from face_analysis.io import images as image_io
 from face_analysis.models import store as model_store
@@ -28,7 +29,7 @@ def test_train_saves_a_loadable_model_with_its_split(trained):
     model_type, model_dir, _ = trained
     model, info = model_store.load_model(model_dir, model_type)
     assert info["model_type"] == model_type
-    split = model_store.read_split(model_dir)
+    split = prepare.read_split(model_dir)
     assert len(split) == 60 and set(split["split"]) <= {"train", "val", "test"}
     assert list(split.columns) == ["sha256", "split"]
     assert split.groupby("sha256")["split"].nunique().max() == 1

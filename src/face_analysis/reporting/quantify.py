@@ -41,9 +41,8 @@ import numpy as np
 METHODS = ("cc", "pcc", "acc", "pacc", "emq", "emq_bcts")
 # the method of each attribute unless one is asked for (the module doc says why)
 DEFAULT_METHODS = {"race": "emq_bcts", "gender": "acc", "age_group": "cc"}
-# each side's widening of an attribute's intervals (default method): the smallest making them hold 95 % of the
-# classes of benchmarks/audit.py's collections of FairFace's validation halves, the halves' intervals narrowed to
-# the width of a calibration set twice as large (its last line with --calibration_for)
+# each side's widening of an attribute's intervals (default method): the smallest making them hold 95 % of the classes
+# of benchmarks/audit.py's collections of FairFace's validation halves, sized for a calibration set twice as large
 ALLOWANCES = {"race": 0.006, "gender": 0.011, "age_group": 0.063}
 FLOOR, SMOOTHING = 1e-6, 0.5  # probabilities clipped to FLOOR before logs and EM; pseudo-counts per class
 # acc/pacc on joint classes: pseudo-faces per joint class drawing its column toward the product of the
@@ -61,8 +60,7 @@ def _clip(probs: np.ndarray) -> np.ndarray:
 
 def counted(probs: np.ndarray, weights=None) -> np.ndarray:
     """Shares of the most probable class (classify and count; weights: each face's, default 1)."""
-    probs = np.asarray(probs)
-    found = np.bincount(probs.argmax(1), weights, minlength=probs.shape[1])
+    found = np.bincount(np.asarray(probs).argmax(1), weights, minlength=np.shape(probs)[1])
     return found / max(found.sum(), 1e-12)
 
 
@@ -91,8 +89,7 @@ def simplex_least_squares(matrix: np.ndarray, target: np.ndarray, iterations: in
 
 def em_priors(probs: np.ndarray, source_prior: np.ndarray, tolerance: float = 1e-6,
               iterations: int = 1000, weights=None) -> np.ndarray:
-    """Saerens-Latinne-Decaestecker EM: the class shares of `probs` (posteriors under `source_prior`; weights:
-    each face's, default 1)."""
+    """Saerens-Latinne-Decaestecker EM: the class shares of `probs` (posteriors under `source_prior`)."""
     prior = source_prior.copy()
     for _ in range(iterations):
         weighted = probs * (prior / source_prior)
@@ -269,12 +266,10 @@ class Estimate:
 
 
 def estimate(method: str, calibration_probs: list[np.ndarray], calibration_labels: list[np.ndarray],
-             probs: list[np.ndarray], bootstrap: int = 200, seed: int = 0, max_faces: int = 100_000,
-             weights=None) -> Estimate:
+             probs: list[np.ndarray], bootstrap: int = 200, seed: int = 0, max_faces=100_000, weights=None) -> Estimate:
     """The method's shares of a collection and `bootstrap` replicates, each refitted on a resample of the
-    calibration set and applied to a resample of the collection (of at most max_faces faces). weights: each
-    face's (`report --count screen_time`: a person's frames), default 1; the resample draws the rows (people)
-    and they keep their weights."""
+    calibration set and applied to a resample of the collection (of at most max_faces faces; weights: each
+    face's, default 1, such as a person's frames, kept by the rows that the resample draws)."""
     rng = np.random.default_rng(seed)
     whole = Quantifier.fit(method, calibration_probs, calibration_labels)
     point = whole.estimate(probs, weights)

@@ -244,9 +244,8 @@ def input_items(inputs: list[str] | None, img_list=None) -> tuple[list, str]:
 
 def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_path=None, output=None,
                show: bool = False, quiet: bool = False, workers: int | None = None, img_list=None,
-               parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000, jsonl_path=None,
-               read_timeout: float | None = remote.DEFAULT_TIMEOUT, embeddings_path=None,
-               recurring: bool = False) -> RunSummary:
+               parquet_dir=None, resume: bool = False, parquet_rows: int = 10_000, jsonl_path=None, recurring=False,
+               read_timeout: float | None = remote.DEFAULT_TIMEOUT, embeddings_path=None) -> RunSummary:
     """Analyse every input; a bad file is reported on stderr and the batch goes on (people: runners.people).
 
     output: a folder for annotated copies, or with a single input image a file name (.jpg, .png, ...).
@@ -254,8 +253,7 @@ def run_images(analyzer: FaceAnalyzer, inputs: list[str], json_path=None, csv_pa
     workers: threads reading, decoding and detecting ahead of the model (default: the analyser's threads, 2 at most).
     img_list: a file listing more image paths (lists.list_file).
     parquet_dir: a folder for results as Parquet files; jsonl_path: a JSON Lines file; resume: skip the images
-    already there. read_timeout: seconds a URI read may take. embeddings_path: people's embeddings (.npz);
-    recurring: with people, join people of a few faces to larger ones (identity.clustering.join_small)."""
+    already there. read_timeout: seconds a URI read may take. embeddings_path, recurring: runners.people."""
     check_detect_size(analyzer.detect_size)
     items, skipped = input_items(inputs, img_list)
     out_dir, out_file = check_run_outputs(inputs or [], items, json_path, csv_path, output, analyzer.model_dir,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from face_analysis import paths
 from face_analysis.data import utk as utk_data
-from face_analysis.data.prepare import prepare_data, select_rows
+from face_analysis.data.prepare import prepare_data, read_split, select_rows, split_files
 from face_analysis.io import guard as output_guard
 from face_analysis.labels import INPUT_SIZES
 from face_analysis.models import architectures as build_model
@@ -43,7 +43,7 @@ def quantize(model_dir: Path, data_paths, use_cache: bool = True, force: bool = 
     of them (calibration and agreement images apart) unless force, and with fewer than two even then."""
     model_store.check_writable(model_dir)
     info = model_store.read_model_info(model_dir)
-    split_table = model_store.read_split(model_dir)
+    split_table = read_split(model_dir)
     data = prepare_data(data_paths, info["input_size"], use_cache, info["crop_widen"])
     rows = select_rows(data.frame, split_table, "train")
     if len(rows) == 0 or not data.frame["sha256"].isin(split_table["sha256"]).any():
@@ -146,7 +146,7 @@ def train(config: TrainConfig) -> Path | None:
     with lite_model.float_export(model) as exported:
         int8 = lite_model.int8_files(exported, *quantization_images(data.images, data.part("train"), config.seed))
         model_store.save_model(model, config.model_dir, info, {
-            **model_store.split_files(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history)),
+            **split_files(split), "history.csv": model_store.csv_bytes(pd.DataFrame(history)),
             **int8})
         lite_model.write_tflite(model, config.model_dir, exported)  # what `run --precision float32` executes
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
