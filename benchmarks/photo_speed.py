@@ -209,7 +209,7 @@ def main():
     parser.add_argument("--phone", type=int, default=30, help="phone photos (default 30)")
     parser.add_argument("--groups", type=int, default=200, help="group photos (default 200)")
     parser.add_argument("--model_type", default="facenet")
-    parser.add_argument("--this_options", nargs="+", default=[], metavar="OPTION",
+    parser.add_argument("--this_options", nargs="+", action="extend", default=[], metavar="OPTION",
                         help="more options of this tree's `run` (e.g. --this_options=--detect_size=640)")
     args = parser.parse_args()
     if not FAIRFACE.is_file():
