@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from face_analysis import paths
 from face_analysis.detection import detectors as face_detection
+from face_analysis.detection.detectors import AUTO_UPSCALE, DEFAULT_DETECT_SIZE
 from face_analysis.io.images import load_image
 from face_analysis.runners.tracking import iou
 
@@ -77,18 +78,20 @@ def crowd(scenes: dict, n: int) -> tuple[np.ndarray, list]:
 
 
 def crowds(scenes: dict, sizes=(640, 960, 1280, 1600, 2048, None)) -> None:
-    print(f"\n{'crowd':12s} {'--detect_size':>13s} {'recall':>8s} {'found':>11s} {'extra':>6s} {'ms/image':>9s}")
+    """Each size at --upscale 1, then the default size with run's default --upscale (auto: the closer look)."""
+    print(f"\n{'crowd':12s} {'--detect_size':>13s} {'--upscale':>9s} {'recall':>8s} {'found':>11s} {'extra':>6s} "
+          f"{'ms/image':>9s}")
     for n in (3, 6):
         image, truth = crowd(scenes, n)
-        for size in sizes:
-            detector = face_detection.make_detector("yunet", size)
+        for size, upscale in [(size, 1.0) for size in sizes] + [(DEFAULT_DETECT_SIZE, AUTO_UPSCALE)]:
+            detector = face_detection.make_detector("yunet", size, upscale)
             detector.detect(image)
             started = time.perf_counter()
             boxes = [d.box for d in detector.detect(image)]
             ms = (time.perf_counter() - started) * 1000
             found, extra = score(boxes, truth)
             label = f"{image.shape[1]}x{image.shape[0]}"
-            print(f"{label:12s} {size or 0:13d} {found / len(truth):8.1%} {found:5d}/{len(truth):<5d} {extra:6d} "
+            print(f"{label:12s} {size or 0:13d} {upscale:>9} {found / len(truth):8.1%} {found:5d}/{len(truth):<5d} {extra:6d} "
                   f"{ms:9.1f}")
 
 
@@ -109,6 +112,8 @@ def main():
         if name != "none":
             detectors[f"{name} (images: 640 px)"] = face_detection.make_detector(name)
             detectors[f"{name} (video: 320 px)"] = face_detection.make_detector(name, max_side=320)
+    detectors["yunet (stills: 1280 px, --upscale auto)"] = face_detection.make_detector(
+        "yunet", DEFAULT_DETECT_SIZE, AUTO_UPSCALE)
     print(f"{'detector':45s} {'recall':>8s} {'found':>7s} {'extra':>6s} {'ms/frame':>9s}")
     for name, detector in detectors.items():
         r = evaluate(detector, scenes, args.repeats)

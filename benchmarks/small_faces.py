@@ -22,6 +22,7 @@ from face_analysis.analyzer import FaceAnalyzer
 from face_analysis.data.labelled import load_labelled_set
 from face_analysis.data.utk import split_of
 from face_analysis.labels import AGE_BUCKETS, AGE_GROUP_INTERVALS, GENDERS, RACES
+from face_analysis.option_types import UPSCALE
 from face_analysis.runners.tracking import iou
 
 CELLS = [(col * 160, row * 240) for row in range(2) for col in range(4)]  # eight 160x240 cells of 640x480
@@ -97,17 +98,19 @@ def main():
     parser.add_argument("--photos", type=int, default=800, help="photos per size (default 800)")
     parser.add_argument("--min_face", type=int, help="run's --min_face (default: run's)")
     parser.add_argument("--detect_size", type=int, help="run's --detect_size (default: run's)")
+    parser.add_argument("--upscale", help="run's --upscale (default: run's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=("val", "test"), default="test", help="the part of each source "
                         "(val: to choose with; test: to measure once)")
     args = parser.parse_args()
-    options = {k: v for k, v in (("min_face", args.min_face), ("detect_size", args.detect_size)) if v is not None}
+    options = {k: v for k, v in (("min_face", args.min_face), ("detect_size", args.detect_size),
+                                 ("upscale", args.upscale and UPSCALE(args.upscale))) if v is not None}
     analyzer = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path, **options)
     finder = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path).detector
     photos = list(test_photos(args.data_path, args.photos, args.seed, args.split))
     rows = [measure(analyzer, photos, size, finder) for size in args.sizes]
-    print(f"{analyzer.model_type} ({analyzer.model_dir}), --min_face {analyzer.min_face}, "
-          f"--detect_size {analyzer.detect_size}, {len(photos)} FairFace {args.split} photos a size")
+    print(f"{analyzer.model_type} ({analyzer.model_dir}), --min_face {analyzer.min_face}, --detect_size "
+          f"{analyzer.detect_size}, --upscale {analyzer.upscale}, {len(photos)} FairFace {args.split} photos a size")
     print(pd.DataFrame(rows).round(1).to_string(index=False))
 
 

@@ -225,6 +225,8 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_read(tmp_path, photo, cap
     (["run", "--img", "x.jpg", "--refresh", "-1"], "is not a positive number of seconds"),
     (["run", "--img", "x.jpg", "--min_face", "-3"], "is not a whole number of at least 0"),
     (["run", "--img", "x.jpg", "--detect_size", "big"], "is not a whole number of at least 0"),
+    (["run", "--img", "x.jpg", "--upscale", "0.5"], "is not 'auto' or a factor from 1 to 4"),
+    (["run", "--img", "x.jpg", "--upscale", "Auto"], "is not 'auto' or a factor from 1 to 4"),
     (["train", "--epochs", "0"], "is not a whole number of at least 1"),
     (["train", "--batch_size", "0"], "is not a whole number of at least 1"),
     (["train", "--head_epochs", "-1"], "is not a whole number of at least 0"),

@@ -11,7 +11,7 @@ import numpy as np
 
 from face_analysis.detection import crop as face_crop
 from face_analysis.detection import detectors as face_detection
-from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE, Detection
+from face_analysis.detection.detectors import AUTO_UPSCALE, DEFAULT_DETECT_SIZE, Detection
 from face_analysis.identity import clustering as identity_clustering
 from face_analysis.identity import embedding as identity
 from face_analysis.io import images as image_io
@@ -73,8 +73,9 @@ class FaceAnalyzer:
     threads: threads for the model and OpenCV (default: the cores this process may use).
     tta: average each face's outputs with those of its mirror image (twice the time; README: what it gains).
     precision: "int8" (the model's quantized file, the default) or "float32".
-    upscale: how much a photo smaller than detect_size is enlarged toward it for the detector (1: not at all;
-    2 finds faces of 16-24 px in a 640x480 photo, at about four times the detector's time: benchmarks/small_faces.py).
+    upscale: "auto" (the default): a photo where YuNet sees a small face is searched again enlarged twice and
+    four times (the closer look: a crowd's faces of 16-32 px are found; other photos cost nothing more); a number:
+    how much a photo smaller than detect_size is always enlarged toward it for the detector (1: not at all).
     people: also compute each face's identity embedding (`embeddings`, `embed`; the [people] extra), for
     `cluster_faces`; faces smaller than `identity.IDENTITY_MIN_FACE` px are not told apart.
     parallel: how many threads may run the model at once (serve: one a core): that many copies of it, each
@@ -83,7 +84,7 @@ class FaceAnalyzer:
     def __init__(self, model_type: str | None = None, model_path: str | Path | None = None,
                  detector: str = "yunet", detect_size: int | None = DEFAULT_DETECT_SIZE,
                  min_face: int = DEFAULT_MIN_FACE, threads: int | None = None, tta: bool = False,
-                 precision: str = DEFAULT_PRECISION, people: bool = False, upscale: float = 1.0,
+                 precision: str = DEFAULT_PRECISION, people: bool = False, upscale: float | str = AUTO_UPSCALE,
                  parallel: int = 1):
         directory = self.model_dir = model_store.resolve_model_dir(model_type, model_path)
         self.threads = threads or lite_model.available_cores()

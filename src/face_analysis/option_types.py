@@ -25,5 +25,12 @@ PASSES = number(float, 0, "a number of passes of at least 0")
 POSITIVE_SECONDS = number(float, 1e-3, "a positive number of seconds")
 WIDEN = number(float, 0.5, "a crop factor of at least 0.5")
 SHARE = number(float, 0, "a share from 0 to 1", high=1)
-UPSCALE = number(float, 1, "a factor from 1 to 4", high=4)
+_FACTOR = number(float, 1, "'auto' or a factor from 1 to 4", high=4)
+
+
+def UPSCALE(text: str) -> float | str:
+    """--upscale: "auto" (detection.detectors.AUTO_UPSCALE) or a factor from 1 to 4."""
+    return text if text == "auto" else _FACTOR(text)
+
+
 port = number(int, 0, "a port number (0 to 65535)", high=65535)

@@ -14,6 +14,14 @@ DEFAULT_DETECT_SIZE = 1280  # stills: the longest side the detector sees (benchm
 
 RETRY_SCALE = 0.75  # YuNet: an image where no face is found is searched again at this scale (FairFace photos)
 MIN_SEARCH_SIDE = 24  # an image (after downscaling) thinner than this holds no face a detector can find
+# YuNet's closer look (run's default --upscale "auto"): where the network sees a small face (a box under
+# CLOSER_LOOK_BELOW px in the pixels searched, scored at least CLOSER_LOOK_HINT), a crowd's smaller faces are likely
+# beside it, which it finds only enlarged: the image is searched again at twice the size, at most CLOSER_LOOKS times
+# and CLOSER_LOOK_PIXELS a search, and the faces under 4 x CLOSER_LOOK_BELOW px found there are kept (an enlarged
+# photo's large blurred shapes are no faces). Chosen on FairFace's validation photos shrunk into crowds and the
+# photos of benchmarks/photo_speed.py (docs/run.md, "Crowds and small faces")
+CLOSER_LOOK_BELOW, CLOSER_LOOK_HINT, CLOSER_LOOKS, CLOSER_LOOK_PIXELS = 32, 0.3, 2, 5_000_000
+AUTO_UPSCALE = "auto"  # run's default --upscale: no enlargement but the closer look
 
 
 class Detection(NamedTuple):
@@ -114,14 +122,16 @@ class YuNetDetector:
     STRIDES = (8, 16, 32)
     NMS_THRESHOLD = 0.45  # as libfacedetection, which ran YuNet before
 
-    def __init__(self, confidence: float = 0.6, max_side: int | None = 640, max_upscale: float = 1.0):
+    def __init__(self, confidence: float = 0.6, max_side: int | None = 640, max_upscale: float = 1.0,
+                 closer_look: bool = False):
         compiled, self._names = _compiled_yunet()
         self._request, self.confidence, self.max_side = compiled.create_infer_request(), confidence, max_side
         self.max_upscale = max_upscale  # small images are enlarged up to this much toward max_side
+        self.closer_look = closer_look  # search again enlarged CLOSER_LOOK times where small faces are found
 
-    def _faces(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes (x, y, w, h) as floats, scores) of the faces the network finds in a BGR image, before
-        suppression."""
+    def _faces(self, bgr: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes (x, y, w, h) as floats, scores) of the faces the network finds in a BGR image scored at least
+        `threshold`, before suppression."""
         height, width = bgr.shape[:2]
         padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
         blob = np.zeros((1, 3, padded_h, padded_w), np.float32)
@@ -131,7 +141,7 @@ class YuNetDetector:
         for stride in self.STRIDES:
             score = np.sqrt(np.clip(outputs[f"cls_{stride}"][0, :, 0], 0, 1) *
                             np.clip(outputs[f"obj_{stride}"][0, :, 0], 0, 1))
-            cells = np.flatnonzero(score >= self.confidence)
+            cells = np.flatnonzero(score >= threshold)
             rows, cols = np.divmod(cells, padded_w // stride)
             box = outputs[f"bbox_{stride}"][0, cells]
             size = np.exp(box[:, 2:4]) * stride
@@ -140,42 +150,83 @@ class YuNetDetector:
             scores.append(score[cells])
         return np.concatenate(boxes), np.concatenate(scores)
 
-    def _search(self, image: np.ndarray, resized_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, image: np.ndarray, resized_image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """The faces found in the image resized, their boxes in the image's own pixels."""
-        boxes, scores = self._faces(resized_image[..., ::-1])  # the network learned from BGR
+        boxes, scores = self._faces(resized_image[..., ::-1], threshold)  # the network learned from BGR
         sx, sy = resized_image.shape[1] / image.shape[1], resized_image.shape[0] / image.shape[0]
         return boxes / np.array([sx, sy, sx, sy]), scores
+
+    def _closer_looks(self, image: np.ndarray, scale: float, boxes: np.ndarray,
+                      threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The closer look's searches (boxes, scores) after one at `scale` found these boxes: while a small face
+        was seen, the image searched at twice the scale, keeping the faces that are small there."""
+        looks = []
+        for _ in range(CLOSER_LOOKS):
+            if not (boxes[:, 2:].max(1, initial=0) * scale < CLOSER_LOOK_BELOW).any():
+                break
+            scale *= 2
+            if image.shape[0] * image.shape[1] * scale ** 2 > CLOSER_LOOK_PIXELS:
+                break
+            boxes, scores = self._search(image, resized(image, scale), threshold)
+            small = boxes[:, 2:].max(1, initial=0) * scale < 4 * CLOSER_LOOK_BELOW
+            boxes, scores = boxes[small], scores[small]
+            looks.append((boxes, scores))
+        return looks
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Every face found, largest first, in the image's own pixel coordinates: searched at the size max_side
         asks for, and at full size too when that was an enlargement (a face that fills a small photo is missed
-        enlarged); a photo where none is found is searched again at RETRY_SCALE (such a face is often missed
-        at one scale and found at another)."""
+        enlarged); with closer_look, where a small face is seen there, at twice and four times that size too (a
+        crowd; _closer_looks); a photo where none is found is searched again at RETRY_SCALE (such a face is
+        often missed at one scale and found at another)."""
         small, scale = downscaled(image, self.max_side, self.max_upscale)
         if small is None:
             return []
-        found = [self._search(image, small)] + ([self._search(image, image)] if scale > 1 else [])
-        boxes, scores = (np.concatenate(parts) for parts in zip(*found))
+        threshold = min(self.confidence, CLOSER_LOOK_HINT) if self.closer_look else self.confidence
+        found = [self._search(image, small, threshold)] + ([self._search(image, image, threshold)] if scale > 1 else [])
+        closer = self._closer_looks(image, scale, found[0][0], threshold) if self.closer_look else []
+        boxes, scores = (np.concatenate(parts) for parts in zip(*found, *closer))
+        boxes, scores = boxes[scores >= self.confidence], scores[scores >= self.confidence]
         retry = resized(image, min(scale, 1) * RETRY_SCALE) if not len(boxes) else None
         if retry is not None:
-            boxes, scores = self._search(image, retry)
+            boxes, scores = self._search(image, retry, self.confidence)
         keep = np.asarray(cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.confidence, self.NMS_THRESHOLD),
                           int).reshape(-1)
+        if closer:  # a small face's box from one scale can hold its box from another, too unlike for the IoU
+            keep = _outside_each_other(boxes, keep)
         return largest_first([Detection(tuple(int(round(v)) for v in box), round(float(score), 2))
                               for box, score in zip(boxes[keep], scores[keep])])
+
+
+def _outside_each_other(boxes: np.ndarray, order: np.ndarray, inside: float = 0.6) -> np.ndarray:
+    """The indices of `order` (best first) whose box does not lie, by `inside` of the smaller box's area, within
+    a better one's or around it."""
+    kept = []
+    for i in order:
+        if kept:
+            others = boxes[kept]
+            width = np.minimum(others[:, 0] + others[:, 2], boxes[i, 0] + boxes[i, 2]) - np.maximum(others[:, 0], boxes[i, 0])
+            height = np.minimum(others[:, 1] + others[:, 3], boxes[i, 1] + boxes[i, 3]) - np.maximum(others[:, 1], boxes[i, 1])
+            shared = np.clip(width, 0, None) * np.clip(height, 0, None)
+            if (shared >= inside * np.minimum(others[:, 2] * others[:, 3], boxes[i, 2] * boxes[i, 3])).any():
+                continue
+        kept.append(i)
+    return np.asarray(kept, int)
 
 
 DETECTORS = {"haar": HaarDetector, "yunet": YuNetDetector, "none": WholeImageDetector}
 
 
-def make_detector(name: str, max_side: int | None = 640, max_upscale: float = 1.0):
+def make_detector(name: str, max_side: int | None = 640, max_upscale: float | str = 1.0):
     """A detector by name ("yunet", "haar" or "none"); max_side: the longest side it resizes images to (None:
-    full size); max_upscale (YuNet): how much it may enlarge a smaller image toward max_side, to find small faces."""
+    full size); max_upscale (YuNet): how much it may enlarge a smaller image toward max_side, to find small faces,
+    or AUTO_UPSCALE: not at all, but the closer look where small faces are found (YuNetDetector.detect)."""
     try:
         kind = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}") from None
     if kind is WholeImageDetector:
         return kind()
-    options = {"max_upscale": max_upscale} if kind is YuNetDetector else {}
+    auto = max_upscale == AUTO_UPSCALE
+    options = {"max_upscale": 1.0 if auto else max_upscale, "closer_look": auto} if kind is YuNetDetector else {}
     return kind(max_side=max_side, **options)

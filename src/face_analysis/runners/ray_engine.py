@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from face_analysis.analyzer import DEFAULT_MIN_FACE
-from face_analysis.detection.detectors import DEFAULT_DETECT_SIZE
+from face_analysis.detection.detectors import AUTO_UPSCALE, DEFAULT_DETECT_SIZE
 from face_analysis.errors import ImageError
 from face_analysis.identity.embedding import EMBEDDING_DIM
 from face_analysis.io import images as image_io
@@ -48,7 +48,7 @@ class AnalyzerSettings:
     threads: int | None = None
     tta: bool = False
     precision: str = DEFAULT_PRECISION
-    upscale: float = 1.0
+    upscale: float | str = AUTO_UPSCALE
     people: bool = False
 
 
