@@ -77,7 +77,7 @@ def test_the_widening_never_leaves_0_to_1():
 
 
 def test_the_default_intervals_span_the_other_corrections(calibration):
-    """Gender's interval spans the correction by life stage, the age groups' the EM correction
+    """Gender's interval spans the corrections by race and by life stage, the age groups' the EM correction
     (attributes.SPANNED_BY): where the corrections disagree (children only), each lies inside it."""
     from face_analysis.reporting.attributes import SPANNED_BY
     from face_analysis.reporting.calibration import labelled_arrays

@@ -17,7 +17,8 @@ Methods (the literature's names; Forman 2008, Bella et al. 2010, Saerens et al. 
 Defaults (DEFAULT_METHODS): emq_bcts for race, acc for gender, the age groups counted (cc). Chosen on FairFace's
 validation part split in halves (each half the calibration of the other), on issue 37's collections and issue
 24's skewed ones (benchmarks/audit.py --halves; docs/report.md): emq_bcts has the smallest race error (mean 4.8,
-worst collection 8.8 points, pacc 7.0 and 15.5), acc the smallest worst gender error, and no correction beat
+worst collection 8.8 points, pacc 7.0 and 15.5), acc the smallest worst gender error (unstratified since
+2026-12-07: worst 3.3 against 4.0 by race), and no correction beat
 counting on the nine age groups (mean 38 to 40 points against 24: inverting a confusion of nine neighbouring
 groups amplifies any difference between a collection's faces and the calibration set's); their intervals also
 span the corrected ones (reporting.correction), which are right where counting is not: one life stage only.
@@ -27,7 +28,7 @@ method each time (collections beyond `max_faces` resampled from a uniform sample
 widen it), then widened by ALLOWANCES for what no resampling sees: faces that differ from the calibration set's
 beyond the shares (every method's assumption). Not in it: calibration labels' errors, faces the detector misses.
 
-Shares within groups of another attribute (`--by`), and report's strata (race by life stage, gender by race):
+Shares within groups of another attribute (`--by`), and report's strata (race by life stage):
 the method runs on the joint classes, each face's joint probabilities the product of the heads', the share of
 a class within a group joint / group share (per replicate too), which corrects the grouping attribute's errors
 as well; acc and pacc draw a thinly calibrated joint class's errors toward the product of each attribute's
