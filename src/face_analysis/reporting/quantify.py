@@ -17,11 +17,10 @@ Methods (the literature's names; Forman 2008, Bella et al. 2010, Saerens et al. 
 Defaults (DEFAULT_METHODS): emq_bcts for race, acc for gender, the age groups counted (cc). Chosen on FairFace's
 validation part split in halves (each half the calibration of the other), on issue 37's collections and issue
 24's skewed ones (benchmarks/audit.py --halves; docs/report.md): emq_bcts has the smallest race error (mean 4.8,
-worst collection 8.8 points, pacc 7.0 and 15.5), acc the smallest worst gender error (unstratified since
-2026-12-07: worst 3.3 against 4.0 by race), and no correction beat
-counting on the nine age groups (mean 38 to 40 points against 24: inverting a confusion of nine neighbouring
-groups amplifies any difference between a collection's faces and the calibration set's); their intervals also
-span the corrected ones (reporting.correction), which are right where counting is not: one life stage only.
+worst collection 8.8 points, pacc 7.0 and 15.5), acc the smallest worst gender error (unstratified 3.3, by race
+4.0), and no correction beat counting on the nine age groups (mean 38 to 40 points against 24: inverting a
+confusion of nine neighbouring groups amplifies any difference between a collection's faces and the calibration
+set's); their intervals also span other corrections (reporting.correction), right where these are not.
 
 Interval: a percentile bootstrap resampling the calibration set and the collection together, refitting the
 method each time (collections beyond `max_faces` resampled from a uniform sample of that many, which can only
