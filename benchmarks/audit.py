@@ -195,7 +195,7 @@ def main(argv=None) -> int:
                         help=f"the methods to compare ({DEFAULT}: each attribute's, as report's default)")
     parser.add_argument("--attributes", nargs="+", default=list(ATTRIBUTES), choices=list(ATTRIBUTES))
     parser.add_argument("--unstratified", action="store_true", help="correct each attribute on its own classes "
-                        "(report's default stratifies race by life stage and gender by race)")
+                        "(report's default stratifies race by life stage)")
     parser.add_argument("--hard", action="store_true", help="issue 37's collections (one race, one gender, "
                         "children 0-9 or elders only, a class absent, 100 / 250 / 1,000 faces at random) instead "
                         "of issue 24's skewed ones")

@@ -106,7 +106,7 @@ def main():
     options = {k: v for k, v in (("min_face", args.min_face), ("detect_size", args.detect_size),
                                  ("upscale", args.upscale and UPSCALE(args.upscale))) if v is not None}
     analyzer = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path, **options)
-    finder = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path).detector
+    finder = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path, upscale=1.0).detector
     photos = list(test_photos(args.data_path, args.photos, args.seed, args.split))
     rows = [measure(analyzer, photos, size, finder) for size in args.sizes]
     print(f"{analyzer.model_type} ({analyzer.model_dir}), --min_face {analyzer.min_face}, --detect_size "

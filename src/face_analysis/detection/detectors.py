@@ -17,10 +17,11 @@ MIN_SEARCH_SIDE = 24  # an image (after downscaling) thinner than this holds no 
 # YuNet's closer look (run's default --upscale "auto"): where the network sees a small face (a box under
 # CLOSER_LOOK_BELOW px in the pixels searched, scored at least CLOSER_LOOK_HINT), a crowd's smaller faces are likely
 # beside it, which it finds only enlarged: the image is searched again at twice the size, at most CLOSER_LOOKS times
-# and CLOSER_LOOK_PIXELS a search, and the faces under 4 x CLOSER_LOOK_BELOW px found there are kept (an enlarged
+# and CLOSER_LOOK_PIXELS a search (less enlarged where twice would pass it, but at least CLOSER_LOOK_LEAST times: a
+# square photo's look), and the faces under 4 x CLOSER_LOOK_BELOW px found there are kept (an enlarged
 # photo's large blurred shapes are no faces). Chosen on FairFace's validation photos shrunk into crowds and the
 # photos of benchmarks/photo_speed.py (docs/run.md, "Crowds and small faces")
-CLOSER_LOOK_BELOW, CLOSER_LOOK_HINT, CLOSER_LOOKS, CLOSER_LOOK_PIXELS = 32, 0.3, 2, 5_000_000
+CLOSER_LOOK_BELOW, CLOSER_LOOK_HINT, CLOSER_LOOKS, CLOSER_LOOK_PIXELS, CLOSER_LOOK_LEAST = 32, 0.3, 2, 5_000_000, 1.4
 AUTO_UPSCALE = "auto"  # run's default --upscale: no enlargement but the closer look
 
 
@@ -159,14 +160,16 @@ class YuNetDetector:
     def _closer_looks(self, image: np.ndarray, scale: float, boxes: np.ndarray,
                       threshold: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """The closer look's searches (boxes, scores) after one at `scale` found these boxes: while a small face
-        was seen, the image searched at twice the scale, keeping the faces that are small there."""
+        was seen, the image searched at twice the scale (less where that passes CLOSER_LOOK_PIXELS, but at least
+        CLOSER_LOOK_LEAST times), keeping the faces that are small there."""
         looks = []
         for _ in range(CLOSER_LOOKS):
             if not (boxes[:, 2:].max(1, initial=0) * scale < CLOSER_LOOK_BELOW).any():
                 break
-            scale *= 2
-            if image.shape[0] * image.shape[1] * scale ** 2 > CLOSER_LOOK_PIXELS:
+            closer = min(2 * scale, np.sqrt(CLOSER_LOOK_PIXELS / (image.shape[0] * image.shape[1])))
+            if closer < CLOSER_LOOK_LEAST * scale:  # the pixels' cap leaves too little enlargement to find more
                 break
+            scale = closer
             boxes, scores = self._search(image, resized(image, scale), threshold)
             small = boxes[:, 2:].max(1, initial=0) * scale < 4 * CLOSER_LOOK_BELOW
             boxes, scores = boxes[small], scores[small]
@@ -228,5 +231,7 @@ def make_detector(name: str, max_side: int | None = 640, max_upscale: float | st
     if kind is WholeImageDetector:
         return kind()
     auto = max_upscale == AUTO_UPSCALE
+    if isinstance(max_upscale, str) and not auto:
+        raise ValueError(f"upscale {max_upscale!r}: give {AUTO_UPSCALE!r} or a factor from 1 to 4")
     options = {"max_upscale": 1.0 if auto else max_upscale, "closer_look": auto} if kind is YuNetDetector else {}
     return kind(max_side=max_side, **options)
