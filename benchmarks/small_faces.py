@@ -4,6 +4,7 @@ accuracy of the labelled ones (gender, 5-class race, 9 age groups) against FairF
 
     python benchmarks/small_faces.py --data_path ../shared/data/FairFace path/to/FairFace-20001-40000
     python benchmarks/small_faces.py --model_path DIR --sizes 16 24 --min_face 0 --photos 800
+    python benchmarks/small_faces.py --sizes 36 --photos 3000 --table small36.csv   # then benchmarks/audit.py --table
 
 Each photo's face is found once at full size (its box gives the scale); the photo is shrunk with area
 averaging, saved as JPEG (quality 90) inside the picture, as a camera stores a crowd, and the picture goes
@@ -21,6 +22,7 @@ import pandas as pd
 from face_analysis.analyzer import FaceAnalyzer
 from face_analysis.data.labelled import load_labelled_set
 from face_analysis.data.utk import split_of
+from face_analysis.io.writers import PROBABILITY_COLUMNS, probability_values
 from face_analysis.labels import AGE_BUCKETS, AGE_GROUP_INTERVALS, GENDERS, RACES
 from face_analysis.option_types import UPSCALE
 from face_analysis.runners.tracking import iou
@@ -67,7 +69,9 @@ def pictures(photos, size: int, finder):
             picture, placed = np.full((480, 640, 3), 120, np.uint8), []
 
 
-def measure(analyzer: FaceAnalyzer, photos, size: int, finder) -> dict:
+def measure(analyzer: FaceAnalyzer, photos, size: int, finder, table: list | None = None) -> dict:
+    """The size's row; with `table`, each labelled face's labels and probabilities appended to it (audit.py's
+    table format)."""
     faces = found = labelled = gender = race = age = 0
     for picture, placed in pictures(photos, size, finder):
         predictions = analyzer.analyze(picture)
@@ -80,6 +84,9 @@ def measure(analyzer: FaceAnalyzer, photos, size: int, finder) -> dict:
             if best.gender is None:
                 continue
             labelled += 1
+            if table is not None:
+                table.append({"name": labels.name, "box (px)": size, "race": labels.race, "gender": labels.gender,
+                              "age_group": labels.age_group, **dict(zip(PROBABILITY_COLUMNS, probability_values(best)))})
             gender += best.gender == GENDERS[labels.gender]
             race += best.race == RACES[labels.race]
             groups = best.age_group_probabilities  # FairFace's nine groups, in its order
@@ -99,6 +106,8 @@ def main():
     parser.add_argument("--min_face", type=int, help="run's --min_face (default: run's)")
     parser.add_argument("--detect_size", type=int, help="run's --detect_size (default: run's)")
     parser.add_argument("--upscale", help="run's --upscale (default: run's)")
+    parser.add_argument("--table", metavar="CSV", help="also write each labelled face's labels and probabilities "
+                        "here, the table benchmarks/audit.py reads (a collection of small faces)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=("val", "test"), default="test", help="the part of each source "
                         "(val: to choose with; test: to measure once)")
@@ -108,7 +117,10 @@ def main():
     analyzer = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path, **options)
     finder = FaceAnalyzer(None if args.model_path else args.model_type, args.model_path, upscale=1.0).detector
     photos = list(test_photos(args.data_path, args.photos, args.seed, args.split))
-    rows = [measure(analyzer, photos, size, finder) for size in args.sizes]
+    table = [] if args.table else None
+    rows = [measure(analyzer, photos, size, finder, table) for size in args.sizes]
+    if table is not None:
+        pd.DataFrame(table).to_csv(args.table, index=False)
     print(f"{analyzer.model_type} ({analyzer.model_dir}), --min_face {analyzer.min_face}, --detect_size "
           f"{analyzer.detect_size}, --upscale {analyzer.upscale}, {len(photos)} FairFace {args.split} photos a size")
     print(pd.DataFrame(rows).round(1).to_string(index=False))

@@ -40,6 +40,7 @@ class FaceChunk:
     frames: int = 0  # results that are video frames (`run --video`)
     persons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # person_numbers of the faces
     results: int = 0  # which of the inputs given to read_faces it is of: a person number holds within one
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))  # each face's box's longer side (NaN: unknown)
 
     @property
     def faces(self) -> int:
@@ -100,6 +101,11 @@ def face_keys(images, boxes) -> np.ndarray:
                      for image, box, ok in zip(images, boxes.tolist(), known)], np.int64)
 
 
+def face_sizes(boxes) -> np.ndarray:
+    """Each box's longer side in pixels; NaN for boxes that are not four numbers."""
+    return _numbers(boxes)[:, 2:].max(1)
+
+
 def _box(face: dict) -> list:
     box = face.get("box")
     return box if type(box) is list and len(box) == 4 else NO_BOX
@@ -128,6 +134,7 @@ def chunks_from_results(results: Iterable[dict], source: str, attributes=tuple(A
     def finished(chunk: FaceChunk) -> FaceChunk:
         chunk.probs = checked(source, rows)
         chunk.keys = face_keys(*faces_at[:2])
+        chunk.sizes = face_sizes(faces_at[1])
         chunk.persons = person_numbers(source, faces_at[2])
         chunk.skipped = {kind: face_keys(images, None if kind != "too_small" else boxes)
                          for kind, (images, boxes) in left_out.items()}

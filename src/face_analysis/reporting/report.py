@@ -10,7 +10,7 @@ import numpy as np
 
 from face_analysis.reporting import quantify
 from face_analysis.reporting.attributes import ATTRIBUTES, ReportError
-from face_analysis.reporting.calibration import Calibration
+from face_analysis.reporting.calibration import SMALL_FACE, Calibration, small_faces_notes
 from face_analysis.reporting.correction import corrected_shares, method_of
 from face_analysis.reporting.people import people_totals
 from face_analysis.reporting.reading import CHUNK_FACES, LEFT_OUT, read_faces
@@ -224,7 +224,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     sample, totals = _Sample(attributes, by, max_faces, seed), people_totals(count, attributes)
     skipped = dict.fromkeys(LEFT_OUT, 0)
     model, notes, sources, seen, frames = None, [], [], set(), {}
-    duplicates = {"faces": 0, "images": 0, "unknown": 0}
+    duplicates, small = {"faces": 0, "images": 0, "unknown": 0}, 0
     for chunk in read_faces(paths, attributes, chunk_faces):
         if chunk.source not in sources:
             sources.append(chunk.source)
@@ -237,6 +237,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
                                   f"{calibration.model_type} model's (give that model's --model_path)")
         fresh = _fresh(seen, chunk.keys)
         duplicates["faces"] += int((~fresh).sum())
+        small += int((chunk.sizes[fresh] < SMALL_FACE).sum()) if len(chunk.sizes) == len(fresh) else 0
         duplicates["unknown"] += int((chunk.keys == 0).sum())
         if totals is None:
             sample.add({a: p[fresh] for a, p in chunk.probs.items()})
@@ -256,8 +257,9 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
     if not sample.faces:
         raise ReportError(f"{', '.join(sources) or 'the results'}: no analysed face in them ({skipped['too_small']} "
                           f"too small, {skipped['no_face']} images without a face, {skipped['failed']} failed)")
+    faces = sample.faces if totals is None else totals.faces
     notes += _reading_notes(duplicates, frames if totals is None else {},
-                            1 if isinstance(paths, (str, Path)) else len(paths))
+                            1 if isinstance(paths, (str, Path)) else len(paths)) + small_faces_notes(small, faces)
     if sample.faces > max_faces:
         notes.append(f"the corrected shares use a uniform sample of {max_faces} of the {sample.faces} faces")
     probs, weights = sample.arrays(), sample.kept_weights()
@@ -265,7 +267,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
               "is widened by what counting misses there and spans the corrected shares"
               for a in attributes if method is None and methods[a] == "cc"]
     named = method or ", ".join(f"{a} {m}" for a, m in methods.items())
-    result = Report(sample.faces if totals is None else totals.faces, skipped, {}, named,
+    result = Report(faces, skipped, {}, named,
                     model or calibration.model_type, confidence, len(calibration), by, {}, notes,
                     None if totals is None else sample.faces, count)
     for i, attribute in enumerate(attributes):

@@ -15,7 +15,7 @@ import numpy as np
 
 from face_analysis.labels import GENDERS
 from face_analysis.reporting.attributes import ATTRIBUTES, MODEL_FIELD, PROBABILITY_FIELDS, ReportError, csv_column
-from face_analysis.reporting.reading import REBUILD_HINT, FaceChunk, checked, face_keys, person_numbers
+from face_analysis.reporting.reading import REBUILD_HINT, FaceChunk, checked, face_keys, face_sizes, person_numbers
 
 SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
 VIDEO_FRAME = re.compile(r".#\d+$")  # the image name `run --video` gives a frame: "clip.mp4#12"
@@ -93,8 +93,10 @@ def _csv_chunk(path: Path, frame, header: list[str], attributes, notes: list) ->
     models = set(frame[MODEL_FIELD].dropna().astype(str)) if MODEL_FIELD in header else set()
     frames = int(frame["frame"].notna().sum()) if "frame" in header else 0
     persons = person_numbers(str(path), analysed["person"].to_numpy() if "person" in header else [None] * len(analysed))
-    return FaceChunk(str(path), checked(str(path), probs), keys[~too_small], {"too_small": keys[too_small]},
-                     models, notes, frames, persons)
+    chunk = FaceChunk(str(path), checked(str(path), probs), keys[~too_small], {"too_small": keys[too_small]},
+                      models, notes, frames, persons)
+    chunk.sizes = face_sizes(boxes[~too_small])
+    return chunk
 
 
 def csv_chunks(path: Path, attributes, chunk_faces: int) -> Iterator[FaceChunk]:
@@ -185,7 +187,8 @@ def parquet_chunks(path: Path, attributes, chunk_faces: int) -> Iterator[FaceChu
             images = np.asarray(batch.column("image").to_pylist() if "image" in wanted else [None] * len(batch),
                                 object)
             flat = pc.list_flatten(faces)
-            face_keys_ = face_keys(images[pc.list_parent_indices(faces).to_numpy()], _boxes(flat, face_fields))
+            boxes = _boxes(flat, face_fields)
+            face_keys_ = face_keys(images[pc.list_parent_indices(faces).to_numpy()], boxes)
             too_small = pc.fill_null(pc.struct_field(flat, ["too_small"]), False).to_numpy(zero_copy_only=False) \
                 if "too_small" in face_fields else np.zeros(len(flat), bool)
             analysed = flat.filter(pa.array(~too_small))
@@ -199,7 +202,9 @@ def parquet_chunks(path: Path, attributes, chunk_faces: int) -> Iterator[FaceChu
             frames = sum(1 for image in images if isinstance(image, str) and VIDEO_FRAME.search(image))
             persons = pc.struct_field(analysed, ["person"]).to_numpy(zero_copy_only=False) \
                 if "person" in face_fields else [None] * len(analysed)
-            yield FaceChunk(source, checked(source, probs), face_keys_[~too_small], skipped,
-                            {str(m) for m in models}, [], frames, person_numbers(source, persons))
+            chunk = FaceChunk(source, checked(source, probs), face_keys_[~too_small], skipped,
+                              {str(m) for m in models}, [], frames, person_numbers(source, persons))
+            chunk.sizes = face_sizes(boxes[~too_small])
+            yield chunk
     except (pa.ArrowException, OSError) as error:
         raise ReportError(f"{source}: not a readable Parquet file ({str(error).splitlines()[0]})") from None
