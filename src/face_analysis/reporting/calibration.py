@@ -209,7 +209,7 @@ def small_faces_notes(small: int, faces: int) -> list[str]:
     if not faces or small < SMALL_SHARE * faces:
         return []
     note = (f"{small} of the {faces} analysed faces are under {SMALL_FACE} px; the calibration set's faces are full "
-            "size and the model errs more on small ones: on FairFace's test photos shrunk to faces of 36 px, the "
+            "size and the model errs more on small ones: on FairFace's test photos shrunk to faces of 36 px, facenet's "
             "intervals held the truth for 92.6 % of the classes (99.4 % at full size) and race was 15.0 points off "
             "(7.6), so read these shares as rougher than their intervals say")
     return [note]
