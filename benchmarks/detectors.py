@@ -91,8 +91,8 @@ def crowds(scenes: dict, sizes=(640, 960, 1280, 1600, 2048, None)) -> None:
             ms = (time.perf_counter() - started) * 1000
             found, extra = score(boxes, truth)
             label = f"{image.shape[1]}x{image.shape[0]}"
-            print(f"{label:12s} {size or 0:13d} {upscale:>9} {found / len(truth):8.1%} {found:5d}/{len(truth):<5d} {extra:6d} "
-                  f"{ms:9.1f}")
+            print(f"{label:12s} {size or 0:13d} {upscale:>9} {found / len(truth):8.1%} {found:5d}/{len(truth):<5d} "
+                  f"{extra:6d} {ms:9.1f}")
 
 
 def main():

@@ -128,7 +128,7 @@ class YuNetDetector:
         compiled, self._names = _compiled_yunet()
         self._request, self.confidence, self.max_side = compiled.create_infer_request(), confidence, max_side
         self.max_upscale = max_upscale  # small images are enlarged up to this much toward max_side
-        self.closer_look = closer_look  # search again enlarged CLOSER_LOOK times where small faces are found
+        self.closer_look = closer_look  # search again enlarged where small faces are seen (_closer_looks)
 
     def _faces(self, bgr: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """(boxes (x, y, w, h) as floats, scores) of the faces the network finds in a BGR image scored at least
@@ -204,16 +204,12 @@ class YuNetDetector:
 def _outside_each_other(boxes: np.ndarray, order: np.ndarray, inside: float = 0.6) -> np.ndarray:
     """The indices of `order` (best first) whose box does not lie, by `inside` of the smaller box's area, within
     a better one's or around it."""
-    kept = []
+    corners, areas = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1), boxes[:, 2] * boxes[:, 3]
+    kept: list[int] = []
     for i in order:
-        if kept:
-            others = boxes[kept]
-            width = np.minimum(others[:, 0] + others[:, 2], boxes[i, 0] + boxes[i, 2]) - np.maximum(others[:, 0], boxes[i, 0])
-            height = np.minimum(others[:, 1] + others[:, 3], boxes[i, 1] + boxes[i, 3]) - np.maximum(others[:, 1], boxes[i, 1])
-            shared = np.clip(width, 0, None) * np.clip(height, 0, None)
-            if (shared >= inside * np.minimum(others[:, 2] * others[:, 3], boxes[i, 2] * boxes[i, 3])).any():
-                continue
-        kept.append(i)
+        sides = np.minimum(corners[kept, 2:], corners[i, 2:]) - np.maximum(corners[kept, :2], corners[i, :2])
+        if not (np.clip(sides, 0, None).prod(1) >= inside * np.minimum(areas[kept], areas[i])).any():
+            kept.append(i)
     return np.asarray(kept, int)
 
 

@@ -102,7 +102,8 @@ def face_keys(images, boxes) -> np.ndarray:
 
 
 def face_sizes(boxes) -> np.ndarray:
-    """Each box's longer side in pixels; NaN for boxes that are not four numbers."""
+    """Each box's longer side in pixels (results.face_size, from the boxes already read); NaN for boxes that are
+    not four numbers."""
     return _numbers(boxes)[:, 2:].max(1)
 
 
@@ -133,8 +134,8 @@ def chunks_from_results(results: Iterable[dict], source: str, attributes=tuple(A
 
     def finished(chunk: FaceChunk) -> FaceChunk:
         chunk.probs = checked(source, rows)
-        chunk.keys = face_keys(*faces_at[:2])
-        chunk.sizes = face_sizes(faces_at[1])
+        boxes = _numbers(faces_at[1])
+        chunk.keys, chunk.sizes = face_keys(faces_at[0], boxes), face_sizes(boxes)
         chunk.persons = person_numbers(source, faces_at[2])
         chunk.skipped = {kind: face_keys(images, None if kind != "too_small" else boxes)
                          for kind, (images, boxes) in left_out.items()}

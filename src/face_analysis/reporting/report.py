@@ -237,7 +237,7 @@ def report(paths, calibration: Calibration, by: str | None = None, method: str |
                                   f"{calibration.model_type} model's (give that model's --model_path)")
         fresh = _fresh(seen, chunk.keys)
         duplicates["faces"] += int((~fresh).sum())
-        small += int((chunk.sizes[fresh] < SMALL_FACE).sum()) if len(chunk.sizes) == len(fresh) else 0
+        small += int((chunk.sizes[fresh] < SMALL_FACE).sum())
         duplicates["unknown"] += int((chunk.keys == 0).sum())
         if totals is None:
             sample.add({a: p[fresh] for a, p in chunk.probs.items()})
